@@ -1,0 +1,39 @@
+# Two entry points: `make run` (local stack, no Docker) and `make test` (the whole suite). Both set up .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED_DATA ?= ../shared/data
+MODELS ?= models
+PORT ?= 8080
+MNIST_NPZ := $(SHARED_DATA)/mnist/mnist-5k-train-10k-test.npz
+NAB_TRAIN := $(SHARED_DATA)/nab/data/artificialNoAnomaly/art_daily_small_noise.csv
+# With the shared data present, quick models train on it (offline); otherwise MNIST downloads with Keras and the
+# anomaly model learns from the built-in synthetic sensors.
+TRAIN_DATA := $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(if $(wildcard $(NAB_TRAIN)),--anomaly-data $(NAB_TRAIN))
+
+.PHONY: venv models run test lint protos bench bench-train
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -e '.[train,gateway,modelserver,client,test]'
+	# tensorflow-serving-api's metadata asks for the full `tensorflow` package; tensorflow-cpu provides it.
+	$(BIN)/pip install --quiet --no-deps tensorflow-serving-api==2.21.0
+	touch $@
+
+venv: $(BIN)/.installed
+
+models: venv
+	$(BIN)/python -m training all --quick --if-missing --out $(MODELS) $(TRAIN_DATA)
+
+run: models
+	$(BIN)/python -m serving.stack --models $(MODELS) --port $(PORT)
+
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv lint
+	$(BIN)/python -m pytest
+
+protos: venv
+	$(BIN)/python -m grpc_tools.protoc -Iserving/protos --python_out=serving/protos --pyi_out=serving/protos serving/protos/tfs_lite.proto

@@ -1,0 +1,1 @@
+"""Benchmarks that measure the serving path end to end."""

@@ -1,0 +1,160 @@
+"""`digits-client` / `python -m client`: classify digit images and score sensor CSVs from the shell.
+
+Exit codes: 0 success, 1 the gateway answered with an error (4xx/5xx, or not ready), 2 usage error,
+3 the gateway could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from client.errors import GatewayError, GatewayUnavailable
+from client.gateway import MAX_BATCH, GatewayClient
+from client.tables import table, to_json, when
+
+DEFAULT_URL = "http://localhost:8080"
+PROGRESS_MIN_FILES = 10
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+Command = Callable[[GatewayClient, argparse.Namespace], int]
+
+
+def cmd_predict(client: GatewayClient, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    paths: list[Path] = args.images
+    with tqdm(
+        total=len(paths), unit="img", file=sys.stderr, disable=len(paths) < PROGRESS_MIN_FILES
+    ) as bar:
+        predictions = client.predict_digits(paths, batch_size=args.batch_size, progress=bar.update)
+    if args.json:
+        pairs = zip(paths, predictions, strict=True)
+        print(to_json([{"image": str(path), **vars_of(pred)} for path, pred in pairs]))
+        return EXIT_OK
+    rows = []
+    for path, pred in zip(paths, predictions, strict=True):
+        ranked = sorted(range(10), key=lambda d: pred.probabilities[d], reverse=True)
+        runner_up = ranked[1] if ranked[0] == pred.digit else ranked[0]
+        rows.append((path, pred.digit, f"{pred.confidence:.3f}",
+                     f"{runner_up} ({pred.probabilities[runner_up]:.3f})"))
+    print(table(("IMAGE", "DIGIT", "CONFIDENCE", "NEXT BEST"), rows))
+    if predictions:
+        model = predictions[0].model
+        print(f"model {model.name} v{model.version}")
+    return EXIT_OK
+
+
+def vars_of(prediction: object) -> dict[str, object]:
+    """A prediction's fields without its model reference (repeated per image otherwise)."""
+    fields = dict(vars(prediction))
+    fields.pop("model", None)
+    return fields
+
+
+def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
+    result = client.score_series(args.csv, threshold=args.threshold, sensitivity=args.sensitivity)
+    if args.plot:
+        import pandas as pd
+
+        from client.plot import plot_scored_series
+
+        values = pd.read_csv(args.csv).drop(columns="timestamp", errors="ignore")
+        plot_scored_series(values, result, args.plot, title=args.csv.name)
+    if args.json:
+        print(to_json(result))
+        return EXIT_OK
+    scored = sum(p.score is not None for p in result.points)
+    print(f"{args.csv}: {len(result.points)} points, {scored} scored, threshold {result.threshold:.3f}, "
+          f"model {result.model.name} v{result.model.version}")
+    print(f"{len(result.anomalies)} anomalous segment(s)")
+    if result.anomalies:
+        print(table(
+            ("START", "END", "POINTS", "PEAK SCORE", "PEAK AT"),
+            [(when(a.start), when(a.end), a.points, f"{a.peak_score:.3f}", when(a.peak_at))
+             for a in result.anomalies],
+        ))
+    if args.plot:
+        print(f"plot written to {args.plot}")
+    return EXIT_OK
+
+
+def cmd_health(client: GatewayClient, args: argparse.Namespace) -> int:
+    live = client.health()
+    readiness = client.ready()
+    print(f"live: {live.get('status', live)}")
+    print(f"ready: {'yes' if readiness else 'no: ' + readiness.message}")
+    return EXIT_OK if readiness else EXIT_REFUSED
+
+
+def cmd_models(client: GatewayClient, args: argparse.Namespace) -> int:
+    models = client.models()
+    if args.json:
+        print(to_json(models))
+        return EXIT_OK
+    rows = [(m.name, v.version, v.state) for m in models for v in m.versions] or [("(none)", "", "")]
+    print(table(("MODEL", "VERSION", "STATE"), rows))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Connection options are accepted before or after the sub-command; SUPPRESS keeps a sub-command's
+    # unset option from overwriting a value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS,
+                        help=f"gateway base URL (default: $GATEWAY_URL or {DEFAULT_URL})")
+    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
+                        help="seconds per request (default 10)")
+    common.add_argument("--retries", type=int, default=argparse.SUPPRESS,
+                        help="retries on connection errors and 503 (default 3)")
+    parser = argparse.ArgumentParser(prog="digits-client", parents=[common],
+                                     description="Client of the digits-and-sensors gateway.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", parents=[common], help="classify digit images")
+    predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--batch-size", type=int, default=MAX_BATCH, choices=range(1, MAX_BATCH + 1),
+                         metavar=f"1..{MAX_BATCH}", help="images per request")
+    predict.set_defaults(func=cmd_predict)
+
+    score = commands.add_parser("score", parents=[common], help="score a sensor CSV for anomalies")
+    score.add_argument("csv", type=Path, metavar="CSV", help="header timestamp,<sensor>...")
+    score.add_argument("--json", action="store_true", help="print the full result as JSON")
+    score.add_argument("--plot", type=Path, metavar="OUT.png", help="draw the series and score to a PNG")
+    level = score.add_mutually_exclusive_group()
+    level.add_argument("--threshold", type=float, help="score (0..1) above which a point is anomalous")
+    level.add_argument("--sensitivity", type=float,
+                       help="0..1 instead of a threshold: 0.5 keeps the model's, higher flags more")
+    score.set_defaults(func=cmd_score)
+
+    health = commands.add_parser("health", parents=[common], help="liveness and readiness")
+    health.set_defaults(func=cmd_health)
+
+    models = commands.add_parser("models", parents=[common], help="served models and versions")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for path in [*getattr(args, "images", []), *filter(None, [getattr(args, "csv", None)])]:
+        if not path.is_file():
+            parser.error(f"no such file: {path}")
+    url = getattr(args, "url", None) or os.environ.get("GATEWAY_URL") or DEFAULT_URL
+    command: Command = args.func
+    try:
+        with GatewayClient(url, timeout=getattr(args, "timeout", 10.0),
+                           retries=getattr(args, "retries", 3)) as client:
+            return command(client, args)
+    except GatewayUnavailable as exc:
+        print(f"error: gateway {url} unreachable: {exc.message}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except GatewayError as exc:
+        print(f"error: the gateway refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED

@@ -1,0 +1,112 @@
+"""The Flask application: error handling, request metrics, security headers and the route modules.
+
+`create_app(config)` is called once per gunicorn worker, after the fork; nothing here opens a
+connection at import or creation time (the gRPC channel is created on the first upstream call).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from serving.gateway import metrics, routes_api, routes_ops, routes_pages
+from serving.gateway.anomaly import AnomalyService
+from serving.gateway.catalog import AnomalyCatalog
+from serving.gateway.config import GatewayConfig
+from serving.gateway.digits import DigitService
+from serving.gateway.errors import ApiError
+from serving.gateway.jsonio import error_response
+from serving.gateway.upstream import UpstreamClient
+
+log = logging.getLogger("serving.gateway")
+
+UNMATCHED_ENDPOINT = "unmatched"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+# Werkzeug's HTTP errors as stable machine-readable codes.
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    431: "headers_too_large",
+}
+
+
+def create_app(config: GatewayConfig) -> Flask:
+    app = Flask("serving.gateway", static_folder="static", static_url_path="/static")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
+    app.config["MAX_FORM_PARTS"] = config.max_images + 16
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    metrics.initialise(config.required_models)
+    upstream = UpstreamClient(config.upstream, retries=config.upstream_retries)
+    catalog = AnomalyCatalog(upstream, config.anomaly_model, label=config.model_label,
+                             version_ttl=config.version_cache_seconds)
+    digits = DigitService(upstream, config)
+    routes_api.register(app, config, digits, AnomalyService(upstream, catalog, config))
+    routes_ops.register(app, config, upstream)
+    routes_pages.register(app, config)
+    _install_hooks(app)
+    _install_error_handlers(app)
+    return app
+
+
+def _endpoint_label() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else UNMATCHED_ENDPOINT
+
+
+def _install_hooks(app: Flask) -> None:
+    @app.before_request
+    def start_request() -> None:
+        g.started = time.perf_counter()
+        metrics.INFLIGHT.inc()
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        if response.mimetype == "text/html":
+            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        started = g.pop("started", None)
+        if started is not None:
+            metrics.INFLIGHT.dec()
+            endpoint = _endpoint_label()
+            metrics.REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+            metrics.REQUEST_DURATION.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    @app.teardown_request
+    def balance_inflight(_exc: BaseException | None) -> None:
+        # after_request did not run (a failure while building the response): keep the gauge honest.
+        if g.pop("started", None) is not None:
+            metrics.INFLIGHT.dec()
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = HTTP_ERROR_CODES.get(status, f"http_{status}")
+        message = error.description or error.name
+        if status == 413:
+            message = f"the request body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes"
+        headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
+        return error_response(ApiError(status, code, message, headers))
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(ApiError(500, "internal", "internal error in the gateway; see its log"))

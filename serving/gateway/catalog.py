@@ -1,0 +1,109 @@
+"""Per-version constants of the anomaly model, read once per version (docs/contract.md).
+
+GetModelMetadata says which version the server serves now (for the configured label, or the latest)
+and gives F (the last dimension of the `window` input); the `model_info` signature gives the rest.
+Both are cached per version, and the "which version is current" answer for a few seconds only, so a
+rollout is picked up quickly while a busy gateway asks at most once per `version_cache_seconds`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from serving.gateway.upstream import UpstreamClient, UpstreamError, model_spec
+from serving.protos import tfs_lite_pb2
+
+WINDOW_INPUT = "window"
+
+
+@dataclass(frozen=True)
+class AnomalyModelInfo:
+    """The constants of one version of the anomaly model."""
+
+    name: str
+    version: int
+    history_length: int
+    interval_seconds: float
+    threshold: float
+    smoothing_steps: int
+    sensor_names: tuple[str, ...]
+
+    @property
+    def features(self) -> int:
+        return len(self.sensor_names)
+
+
+class AnomalyCatalog:
+    """Resolves the current version of the anomaly model and its constants, with caching."""
+
+    def __init__(self, upstream: UpstreamClient, name: str, *, label: str, version_ttl: float) -> None:
+        self.upstream = upstream
+        self.name = name
+        self.label = label
+        self.version_ttl = version_ttl
+        self._lock = threading.Lock()
+        self._current: tuple[float, AnomalyModelInfo] | None = None
+        self._by_version: dict[int, AnomalyModelInfo] = {}
+
+    def current(self, deadline: float) -> AnomalyModelInfo:
+        """The constants of the version the server serves now."""
+        with self._lock:
+            cached = self._current
+        if cached is not None and time.monotonic() - cached[0] < self.version_ttl:
+            return cached[1]
+        version, signatures = self.upstream.metadata(model_spec(self.name, label=self.label), deadline)
+        info = self._by_version.get(version)
+        if info is None:
+            info = self._read_info(version, _features(self.name, signatures), deadline)
+        with self._lock:
+            self._by_version[version] = info
+            self._current = (time.monotonic(), info)
+        return info
+
+    def forget(self, version: int) -> None:
+        """Drop a version that the server no longer has (Predict answered NOT_FOUND)."""
+        with self._lock:
+            self._by_version.pop(version, None)
+            if self._current is not None and self._current[1].version == version:
+                self._current = None
+
+    def _read_info(self, version: int, features: int, deadline: float) -> AnomalyModelInfo:
+        spec = model_spec(self.name, version=version, signature="model_info")
+        outputs = self.upstream.predict(
+            spec, {WINDOW_INPUT: np.zeros((1, 1, features), np.float32)}, deadline
+        ).outputs
+        try:
+            names = tuple(bytes(item).decode("utf-8") for item in outputs["sensor_names"].ravel())
+            info = AnomalyModelInfo(
+                name=self.name,
+                version=version,
+                history_length=int(outputs["history_length"].ravel()[0]),
+                interval_seconds=float(outputs["interval_seconds"].ravel()[0]),
+                threshold=float(outputs["threshold"].ravel()[0]),
+                smoothing_steps=int(outputs["smoothing_steps"].ravel()[0]),
+                sensor_names=names,
+            )
+        except (KeyError, IndexError, UnicodeDecodeError) as exc:
+            raise _contract_error(self.name, f"model_info signature is incomplete: {exc}") from exc
+        if info.features != features:
+            raise _contract_error(self.name,
+                                  f"model_info names {info.features} sensors, input has {features}")
+        return info
+
+
+def _features(name: str, signatures: tfs_lite_pb2.SignatureDefMap) -> int:
+    signature = signatures.signature_def.get("serving_default")
+    window = signature.inputs.get(WINDOW_INPUT) if signature is not None else None
+    dims = [dim.size for dim in window.tensor_shape.dim] if window is not None else []
+    if len(dims) != 3 or dims[-1] <= 0:
+        raise _contract_error(name, f"serving_default has no [-1, -1, F] {WINDOW_INPUT!r} input")
+    return dims[-1]
+
+
+def _contract_error(name: str, message: str) -> UpstreamError:
+    return UpstreamError(503, "model_contract", f"model {name!r}: {message}", grpc.StatusCode.INTERNAL)

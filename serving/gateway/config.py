@@ -1,0 +1,87 @@
+"""Gateway settings: one frozen dataclass, filled from `GATEWAY_*` environment variables and CLI flags.
+
+Every field has an environment variable named `GATEWAY_<FIELD IN UPPER CASE>`; the command line
+(`python -m serving.gateway --port ...`) overrides the environment. The documentation of each
+variable is in serving/gateway/README.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+ENV_PREFIX = "GATEWAY_"
+WORKER_CLASSES = ("gthread", "sync")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Everything the gateway can be told; the defaults suit a 2-core machine next to the model server."""
+
+    port: int = 8080
+    host: str = "0.0.0.0"
+    upstream: str = "localhost:8500"
+    workers: int = 2
+    threads: int = 4
+    worker_class: str = "gthread"
+    deadline_seconds: float = 5.0
+    upstream_retries: int = 2
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_images: int = 256
+    max_image_pixels: int = 16_000_000
+    max_series_points: int = 100_000
+    anomaly_chunk_points: int = 1024
+    max_gap_steps: int = 12
+    duplicate_policy: str = "mean"
+    mnist_model: str = "mnist"
+    anomaly_model: str = "anomaly"
+    model_label: str = ""
+    version_cache_seconds: float = 2.0
+    microbatch_ms: float = 0.0
+    microbatch_max_images: int = 256
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        positive = ("port", "workers", "threads", "max_request_bytes", "max_images", "max_image_pixels",
+                    "max_series_points", "anomaly_chunk_points", "microbatch_max_images")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive, got {getattr(self, name)}")
+        if self.deadline_seconds <= 0:
+            raise ValueError(f"{ENV_PREFIX}DEADLINE_SECONDS must be positive, got {self.deadline_seconds}")
+        for name in ("upstream_retries", "max_gap_steps", "version_cache_seconds", "microbatch_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must not be negative, "
+                                 f"got {getattr(self, name)}")
+
+        if self.worker_class not in WORKER_CLASSES:
+            raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, "
+                             f"got {self.worker_class!r}")
+        if self.microbatch_ms > 0 and self.worker_class != "gthread":
+            raise ValueError(f"{ENV_PREFIX}MICROBATCH_MS needs {ENV_PREFIX}WORKER_CLASS=gthread")
+
+    @property
+    def required_models(self) -> tuple[str, str]:
+        return (self.mnist_model, self.anomaly_model)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> GatewayConfig:
+        """Defaults, then `GATEWAY_*` variables, then `overrides` (values that are not None)."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is not None and raw != "":
+                values[field.name] = _parse(field, raw)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+
+def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
+    kind = {"int": int, "float": float, "str": str}[field.type if isinstance(field.type, str)
+                                                     else field.type.__name__]
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}") from None

@@ -1,0 +1,157 @@
+"""`POST /v1/digits:predict`: read the images of a request, classify them in one Predict, answer in order."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import grpc
+import numpy as np
+from flask import Request
+
+from serving.gateway import metrics
+from serving.gateway.batcher import MicroBatcher
+from serving.gateway.config import GatewayConfig
+from serving.gateway.errors import ApiError
+from serving.gateway.images import decode_image, image_to_mnist, pixels_to_mnist
+from serving.gateway.jsonio import is_json, read_json
+from serving.gateway.timing import StageTimer
+from serving.gateway.upstream import Prediction, UpstreamClient, UpstreamError, model_spec
+
+IMAGE_FIELD = "image"
+IMAGE_INPUT = "image"
+PROBABILITIES_OUTPUT = "probabilities"
+DIGIT_OUTPUT = "digit"
+DIGIT_CLASSES = 10
+
+
+class DigitService:
+    """Turns requests into MNIST arrays and arrays into predictions, optionally micro-batched."""
+
+    def __init__(self, upstream: UpstreamClient, config: GatewayConfig) -> None:
+        self.upstream = upstream
+        self.model = config.mnist_model
+        self.spec = model_spec(config.mnist_model, label=config.model_label)
+        self.max_images = config.max_images
+        self.max_pixels = config.max_image_pixels
+        self.batcher = (
+            MicroBatcher(self._predict_batch, window_seconds=config.microbatch_ms / 1000.0,
+                         max_items=config.microbatch_max_images)
+            if config.microbatch_ms > 0 else None
+        )
+
+    def read_images(self, request: Request, timer: StageTimer) -> np.ndarray:
+        """uint8 [n, 28, 28] from multipart `image` files, a raw image body, or JSON instances."""
+        mimetype = request.mimetype
+        if mimetype == "multipart/form-data":
+            with timer.stage("decode"):
+                files = request.files.getlist(IMAGE_FIELD)
+                self._check_count(len(files), f"multipart file field {IMAGE_FIELD!r}")
+                blobs = [file.read() for file in files]
+            return np.stack([self._from_bytes(blob, f"{IMAGE_FIELD}[{i}]", timer)
+                                for i, blob in enumerate(blobs)])
+        if mimetype.startswith("image/"):
+            with timer.stage("decode"):
+                blob = request.get_data(cache=False)
+            return np.stack([self._from_bytes(blob, "body", timer)])
+        if is_json(request):
+            with timer.stage("decode"):
+                instances = _instances(read_json(request))
+                self._check_count(len(instances), "instances")
+            return np.stack([self._from_instance(item, i, timer) for i, item in enumerate(instances)])
+        raise ApiError(415, "unsupported_media_type",
+                       f"send multipart/form-data (field {IMAGE_FIELD!r}), an image/png or image/jpeg body, "
+                       f"or application/json with instances; got {mimetype or 'no Content-Type'}")
+
+    def predict(self, images: np.ndarray, deadline: float) -> Prediction:
+        if self.batcher is not None:
+            return self.batcher.submit(images, deadline)
+        return self._predict_batch(images, deadline)
+
+    def response(self, images: np.ndarray, prediction: Prediction) -> dict[str, Any]:
+        """The JSON body for `images` classified by `prediction`; also counts the digit metrics."""
+        probabilities = prediction.outputs.get(PROBABILITIES_OUTPUT)
+        digits = prediction.outputs.get(DIGIT_OUTPUT)
+        count = len(images)
+        if (probabilities is None or digits is None or probabilities.shape != (count, DIGIT_CLASSES)
+                or digits.shape != (count,)):
+            raise UpstreamError(503, "model_contract", f"model {self.model!r} did not return "
+                                f"{PROBABILITIES_OUTPUT} [n, 10] and {DIGIT_OUTPUT} [n]",
+                                grpc.StatusCode.INTERNAL)
+        digits = digits.astype(np.int64)
+        confidence = probabilities[np.arange(count), digits]
+        metrics.MODEL_VERSION_RESPONSES.labels(self.model, str(prediction.version)).inc()
+        for digit, times in enumerate(np.bincount(digits, minlength=DIGIT_CLASSES)):
+            if times:
+                metrics.DIGIT_PREDICTIONS.labels(str(digit)).inc(int(times))
+        metrics.observe_many(metrics.DIGIT_CONFIDENCE, confidence)
+        rounded = np.round(probabilities.astype(np.float64), 6).tolist()
+        return {
+            "predictions": [
+                {"digit": digit, "confidence": conf, "probabilities": probs}
+                for digit, conf, probs in zip(digits.tolist(), np.round(confidence, 6).tolist(), rounded,
+                                              strict=True)
+            ],
+            "model": {"name": self.model, "version": prediction.version},
+        }
+
+    def _predict_batch(self, images: np.ndarray, deadline: float) -> Prediction:
+        metrics.BATCH_SIZE.labels(self.model).observe(len(images))
+        return self.upstream.predict(self.spec, {IMAGE_INPUT: images[..., np.newaxis]}, deadline)
+
+    def _check_count(self, count: int, where: str) -> None:
+        if count == 0:
+            raise ApiError(400, "no_images", f"no image in {where}")
+        if count > self.max_images:
+            raise ApiError(413, "too_many_images",
+                           f"{count} images in {where}; at most {self.max_images} per request")
+
+    def _from_bytes(self, blob: bytes, where: str, timer: StageTimer) -> np.ndarray:
+        try:
+            with timer.stage("decode"):
+                image = decode_image(blob, max_pixels=self.max_pixels)
+            with timer.stage("preprocess"):
+                return image_to_mnist(image)
+        except ApiError as exc:
+            raise _located(exc, where) from None
+
+    def _from_instance(self, item: Any, index: int, timer: StageTimer) -> np.ndarray:
+        where = f"instances[{index}]"
+        if not isinstance(item, dict) or len(item) != 1 or not {"b64", "pixels"} & item.keys():
+            raise ApiError(400, "invalid_instance",
+                           f'{where} must be an object with exactly one key, "b64" or "pixels"')
+        if "pixels" in item:
+            try:
+                with timer.stage("preprocess"):
+                    return pixels_to_mnist(item["pixels"])
+            except ApiError as exc:
+                raise _located(exc, where) from None
+        with timer.stage("decode"):
+            blob = _base64(item["b64"], where)
+        return self._from_bytes(blob, where, timer)
+
+
+def _instances(payload: Any) -> list[Any]:
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise ApiError(400, "invalid_request", 'the JSON body must be an object with an "instances" list')
+    instances = payload["instances"]
+    if not isinstance(instances, list):
+        raise ApiError(400, "invalid_request", '"instances" must be a list')
+    return instances
+
+
+def _base64(value: Any, where: str) -> bytes:
+    """Standard base64, optionally as a data URL (`data:image/png;base64,...`, what browsers produce)."""
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_base64", f"{where}.b64 must be a base64 string")
+    if value.startswith("data:") and ";base64," in value:
+        value = value.split(";base64,", 1)[1]
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "invalid_base64", f"{where}.b64 is not valid base64") from None
+
+
+def _located(error: ApiError, where: str) -> ApiError:
+    return ApiError(error.status, error.code, f"{where}: {error.message}", error.headers)

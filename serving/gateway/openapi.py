@@ -1,0 +1,322 @@
+"""The OpenAPI 3.1 document of the gateway, served at `/openapi.json` and rendered at `/docs`.
+
+Built once per worker from the config, so the documented limits are the configured ones. Tests
+validate real responses against the schemas here and fuzz the API from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serving.gateway.config import GatewayConfig
+
+JSON = "application/json"
+REF = "#/components/schemas/"
+MODEL_STATES = ("UNKNOWN", "START", "LOADING", "AVAILABLE", "UNLOADING", "END")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF + name}
+
+
+def _json_content(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {JSON: media}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _json_content(_ref("Error"))}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed request (not JSON, wrong types, bad base64, missing fields).",
+        413: "Body, image or series larger than the configured limits.",
+        415: "Unsupported Content-Type or image format.",
+        422: "Well-formed but unusable input (blank image, series too short, gaps too long...).",
+        503: "Model server unreachable or model not loaded; see Retry-After.",
+        504: "Model server did not answer within the deadline.",
+    }
+    return {str(status): _error(text[status]) for status in statuses}
+
+
+def _schemas(config: GatewayConfig) -> dict[str, Any]:
+    probability = {"type": "number", "minimum": 0, "maximum": 1}
+    unit_or_null = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+    timestamp = {"oneOf": [{"type": "string", "description": "ISO 8601 (UTC when no offset is given)"},
+                           {"type": "number", "description": "seconds since 1970-01-01 UTC"}]}
+    sensor_values = {"type": "array", "maxItems": config.max_series_points,
+                     "items": {"type": ["number", "null"]}}
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "description": "stable machine-readable code"},
+                    "message": {"type": "string", "description": "what went wrong, for humans"},
+                },
+            }},
+        },
+        "ModelRef": {
+            "type": "object",
+            "required": ["name", "version"],
+            "properties": {"name": {"type": "string"}, "version": {"type": "integer"}},
+        },
+        "DigitInstance": {
+            "type": "object",
+            "description": "Exactly one of `b64` (an encoded image file) or `pixels` (28x28, ink high).",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "properties": {
+                "b64": {"type": "string", "description": "base64 PNG/JPEG/... file, or a data: URL"},
+                "pixels": {
+                    "type": "array", "minItems": 28, "maxItems": 28,
+                    "description": "28 rows of 28 numbers, 0..255 (or 0..1), white ink on black, centred",
+                    "items": {"type": "array", "minItems": 28, "maxItems": 28,
+                              "items": {"type": "number", "minimum": 0, "maximum": 255}},
+                },
+            },
+        },
+        "DigitsJsonRequest": {
+            "type": "object",
+            "required": ["instances"],
+            "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": config.max_images,
+                                         "items": _ref("DigitInstance")}},
+        },
+        "DigitPrediction": {
+            "type": "object",
+            "required": ["digit", "confidence", "probabilities"],
+            "properties": {
+                "digit": {"type": "integer", "minimum": 0, "maximum": 9},
+                "confidence": {**probability, "description": "probability of `digit`"},
+                "probabilities": {"type": "array", "minItems": 10, "maxItems": 10, "items": probability},
+            },
+        },
+        "DigitsResponse": {
+            "type": "object",
+            "required": ["predictions", "model"],
+            "properties": {
+                "predictions": {"type": "array", "items": _ref("DigitPrediction"),
+                                "description": "one per image, in request order"},
+                "model": _ref("ModelRef"),
+            },
+        },
+        "SeriesJsonRequest": {
+            "type": "object",
+            "required": ["timestamps"],
+            "description": "`timestamps` and exactly one of `values` (one sensor) or `series` (named).",
+            "properties": {
+                "timestamps": {"type": "array", "maxItems": config.max_series_points, "items": timestamp},
+                "values": sensor_values,
+                "series": {"type": "object", "additionalProperties": sensor_values},
+                "threshold": {**probability, "description": "flag points with score > threshold"},
+                "sensitivity": {**probability, "description": "0.5 = model default threshold, see /docs"},
+            },
+        },
+        "AnomalyPoint": {
+            "type": "object",
+            "required": ["timestamp", "score", "is_anomaly", "expected", "contribution"],
+            "properties": {
+                "timestamp": {"type": "string", "description": "the input time, ISO 8601 UTC"},
+                "score": {**unit_or_null, "description": "null before a full window of history"},
+                "is_anomaly": {"type": "boolean"},
+                "expected": {"type": "object", "additionalProperties": {"type": ["number", "null"]},
+                             "description": "the model's forecast per sensor"},
+                "contribution": {"type": "object", "additionalProperties": unit_or_null,
+                                 "description": "each sensor's share of the squared residual"},
+            },
+        },
+        "AnomalySegment": {
+            "type": "object",
+            "required": ["start", "end", "peak_score", "peak_at", "points"],
+            "properties": {
+                "start": {"type": "string"},
+                "end": {"type": "string"},
+                "peak_score": unit_or_null,
+                "peak_at": {"type": "string"},
+                "points": {"type": "integer", "minimum": 1},
+            },
+        },
+        "AnomalyResponse": {
+            "type": "object",
+            "required": ["points", "anomalies", "threshold", "model"],
+            "properties": {
+                "points": {"type": "array", "items": _ref("AnomalyPoint"),
+                           "description": "one per input timestamp, in input order"},
+                "anomalies": {"type": "array", "items": _ref("AnomalySegment"),
+                              "description": "contiguous runs of anomalous grid points"},
+                "threshold": probability,
+                "sensitivity": unit_or_null,
+                "sensors": {"type": "array", "items": {"type": "string"}},
+                "interval_seconds": {"type": "number"},
+                "history_length": {"type": "integer"},
+                "filled_points": {"type": "integer", "description": "grid points filled by interpolation"},
+                "model": _ref("ModelRef"),
+            },
+        },
+        "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+        "Readiness": {
+            "type": "object",
+            "required": ["ready", "models"],
+            "properties": {
+                "ready": {"type": "boolean"},
+                "models": {"type": "object", "additionalProperties": {
+                    "type": "object",
+                    "required": ["ready", "available_versions", "reason"],
+                    "properties": {
+                        "ready": {"type": "boolean"},
+                        "available_versions": {"type": "array", "items": {"type": "integer"}},
+                        "reason": {"type": ["string", "null"]},
+                    },
+                }},
+                "error": _ref("Error/properties/error"),
+            },
+        },
+        "ModelsResponse": {
+            "type": "object",
+            "required": ["models"],
+            "properties": {"models": {"type": "array", "items": {
+                "type": "object",
+                "required": ["name", "role", "versions"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "role": {"enum": ["digits", "anomaly"]},
+                    "error": {"type": "string"},
+                    "versions": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["version", "state", "error"],
+                        "properties": {
+                            "version": {"type": "integer"},
+                            "state": {"enum": list(MODEL_STATES)},
+                            "error": {"type": ["string", "null"]},
+                        },
+                    }},
+                },
+            }}},
+        },
+    }
+
+
+def _digits_operation(config: GatewayConfig) -> dict[str, Any]:
+    binary = {"type": "string", "format": "binary"}
+    return {
+        "operationId": "predictDigits",
+        "summary": "Classify handwritten digits",
+        "description": (
+            "One or many images per request, answered in request order in one model call. Send "
+            f"multipart files in field `image` (repeatable), one raw image body, or JSON instances. At "
+            f"most {config.max_images} images. Photos and scans are converted MNIST-style (ink found "
+            "against the paper's colour, cropped, fitted in 20x20, centred by mass in 28x28)."
+        ),
+        "tags": ["digits"],
+        "requestBody": {"required": True, "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["image"],
+                "properties": {"image": {"type": "array", "items": binary, "minItems": 1,
+                                         "maxItems": config.max_images}},
+            }},
+            "image/png": {"schema": binary},
+            "image/jpeg": {"schema": binary},
+            JSON: {"schema": _ref("DigitsJsonRequest")},
+        }},
+        "responses": {
+            "200": {"description": "One prediction per image.", "content": _json_content(
+                _ref("DigitsResponse"),
+                {"predictions": [{"digit": 7, "confidence": 0.998, "probabilities":
+                                  [0, 0, 0.001, 0, 0, 0, 0, 0.998, 0, 0.001]}],
+                 "model": {"name": config.mnist_model, "version": 1}})},
+            **_errors(400, 413, 415, 422, 503, 504),
+        },
+    }
+
+
+def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
+    unit_param = {"type": "number", "minimum": 0, "maximum": 1}
+    return {
+        "operationId": "scoreSeries",
+        "summary": "Score a sensor series for anomalies",
+        "description": (
+            "Timestamps (ISO 8601 or epoch seconds, any order) with one or more sensors, as JSON, a CSV "
+            "body (`timestamp,<sensor>...` header) or a multipart CSV upload in field `file`. The series "
+            "is resampled onto the model's interval (short gaps interpolated, duplicates averaged) and "
+            "scored in one model call. Each input point gets a score in [0, 1] (null for the first "
+            "`history_length` grid points), `is_anomaly` = score > threshold, the forecast and each "
+            "sensor's share of the squared residual. `sensitivity` s maps onto the threshold: s = 0.5 "
+            "keeps the model's default t0, s > 0.5 lowers it linearly to 0 at s = 1 "
+            "(t = t0 * 2 * (1 - s)), s < 0.5 raises it linearly to 1 at s = 0 "
+            "(t = t0 + (1 - t0) * 2 * (0.5 - s)). `threshold` sets it directly. Give at most one, as a "
+            f"query parameter or a JSON/form field. At most {config.max_series_points} points."
+        ),
+        "tags": ["anomaly"],
+        "parameters": [
+            {"name": "threshold", "in": "query", "required": False, "schema": unit_param,
+             "description": "score above which a point is anomalous"},
+            {"name": "sensitivity", "in": "query", "required": False, "schema": unit_param,
+             "description": "0 (flag nothing) .. 0.5 (model default) .. 1 (flag everything scored)"},
+        ],
+        "requestBody": {"required": True, "content": {
+            JSON: {"schema": _ref("SeriesJsonRequest"), "example": {
+                "timestamps": ["2014-04-01T00:00:00Z", "2014-04-01T00:05:00Z"], "values": [20.1, 21.3]}},
+            "text/csv": {"schema": {"type": "string"},
+                         "example": "timestamp,value\n2014-04-01 00:00:00,20.1\n2014-04-01 00:05:00,21.3\n"},
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"},
+                               "threshold": unit_param, "sensitivity": unit_param},
+            }},
+        }},
+        "responses": {
+            "200": {"description": "Scores per input point and anomalous segments.",
+                    "content": _json_content(_ref("AnomalyResponse"))},
+            **_errors(400, 413, 415, 422, 503, 504),
+        },
+    }
+
+
+def openapi_document(config: GatewayConfig) -> dict[str, Any]:
+    plain_get = {"tags": ["operations"]}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Digits and sensors gateway",
+            "version": "1.0.0",
+            "description": (
+                "HTTP/JSON front of the `mnist` digit classifier and the `anomaly` sensor model served by "
+                "TensorFlow Serving. Every error is `{\"error\": {\"code\", \"message\"}}`."
+            ),
+        },
+        "tags": [{"name": "digits"}, {"name": "anomaly"}, {"name": "operations"}],
+        "paths": {
+            "/v1/digits:predict": {"post": _digits_operation(config)},
+            "/v1/anomaly:score": {"post": _anomaly_operation(config)},
+            "/v1/models": {"get": {
+                **plain_get, "operationId": "listModels", "summary": "Models and versions upstream",
+                "responses": {"200": {"description": "Every configured model with its versions' states.",
+                                      "content": _json_content(_ref("ModelsResponse"))},
+                              **_errors(503, 504)},
+            }},
+            "/healthz": {"get": {
+                **plain_get, "operationId": "healthz", "summary": "Liveness (the gateway answers)",
+                "responses": {"200": {"description": "Alive.", "content": _json_content(_ref("Health"))}},
+            }},
+            "/readyz": {"get": {
+                **plain_get, "operationId": "readyz", "summary": "Readiness (every model AVAILABLE upstream)",
+                "responses": {
+                    "200": {"description": "Ready.", "content": _json_content(_ref("Readiness"))},
+                    "503": {"description": "Not ready; `error.message` and `models` say why.",
+                            "content": _json_content(_ref("Readiness"))},
+                },
+            }},
+            "/metrics": {"get": {
+                **plain_get, "operationId": "metrics", "summary": "Prometheus metrics (text format)",
+                "responses": {"200": {"description": "Prometheus exposition format.",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }},
+        },
+        "components": {"schemas": _schemas(config)},
+    }

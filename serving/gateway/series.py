@@ -1,0 +1,418 @@
+"""Sensor series from a request -> values on the anomaly model's regular grid, and back.
+
+Parsing (`parse_json_series`, `parse_csv_series`) checks types and turns timestamps into epoch
+seconds; `prepare_series` sorts, merges duplicates, resamples onto the model's interval and fills
+short gaps; `make_chunks` / `stitch` split a long grid into equal-length overlapping chunks for one
+batched Predict call and put the outputs back together. Policies: docs/preprocessing.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from serving.gateway.errors import ApiError
+from serving.gateway.segments import anomaly_segments, format_timestamp, format_timestamps
+
+__all__ = [
+    "Chunk",
+    "PreparedSeries",
+    "RawSeries",
+    "anomaly_segments",
+    "format_timestamp",
+    "format_timestamps",
+    "make_chunks",
+    "parse_csv_series",
+    "parse_json_series",
+    "prepare_series",
+    "stitch",
+]
+
+UNIVARIATE_KEY = "value"
+DUPLICATE_POLICIES = ("mean", "first", "last", "reject")
+# Timestamps must fall in years 1..9999 so that they can be written back as ISO 8601.
+EPOCH_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+EPOCH_MAX = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+MISSING_WORDS = frozenset({"", "nan", "null", "none", "na"})
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass
+class RawSeries:
+    """A series as the client sent it: epoch seconds and values in input order, NaN where missing."""
+
+    timestamps: np.ndarray
+    values: dict[str, np.ndarray]
+    univariate: bool
+
+
+@dataclass
+class PreparedSeries:
+    """The series on the model's grid; `input_to_grid[i]` is the grid point of the i-th input point."""
+
+    grid_timestamps: np.ndarray
+    values: np.ndarray
+    input_to_grid: np.ndarray
+    filled: np.ndarray
+    sensor_names: list[str]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Grid slice [start, stop) sent as one sequence; its outputs count from position `keep_from` on."""
+
+    start: int
+    stop: int
+    keep_from: int
+
+    @property
+    def length(self) -> int:
+        return self.stop - self.start
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _invalid(where: str, problem: str, status: int = 422, code: str = "invalid_value") -> ApiError:
+    """400 `invalid_series` for a wrong JSON type; 422 (`code`) for a well-typed but unusable entry."""
+    return ApiError(status, "invalid_series" if status == 400 else code, f"{where}: {problem}")
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check_count(count: int, max_points: int | None) -> None:
+    if max_points is not None and count > max_points:
+        raise ApiError(413, "series_too_long", f"the series has {count} points; the limit is {max_points}")
+
+
+def _timestamp_from_text(text: str, where: str) -> float:
+    text = text.strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return _epoch_in_range(float(text), where)
+        except ValueError:
+            problem = f"{text[:40]!r} is neither an ISO 8601 time nor epoch seconds"
+            raise _invalid(where, problem, code="invalid_timestamp") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _epoch_in_range(seconds: float, where: str) -> float:
+    if not math.isfinite(seconds) or not EPOCH_MIN <= seconds <= EPOCH_MAX:
+        problem = f"{seconds} is not a usable time (epoch seconds of years 1..9999)"
+        raise _invalid(where, problem, code="invalid_timestamp")
+    return seconds
+
+
+def _json_timestamp(value: object, where: str) -> float:
+    if isinstance(value, str):
+        return _timestamp_from_text(value, where)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return _epoch_in_range(float(value), where)
+        except OverflowError:
+            raise _invalid(where, "epoch seconds out of range", code="invalid_timestamp") from None
+    raise _invalid(where, f"expected an ISO 8601 string or epoch seconds, got {_type_name(value)}", 400)
+
+
+def _number_from_text(text: str, where: str) -> float:
+    if text.strip().lower() in MISSING_WORDS:
+        return math.nan
+    try:
+        number = float(text)
+    except ValueError:
+        raise _invalid(where, f"{text[:40]!r} is not a number") from None
+    if math.isinf(number):
+        raise _invalid(where, "Infinity is not a usable value (send null for a missing one)")
+    return number
+
+
+def _json_value(value: object, where: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        if value.strip().lower() in ("nan", "infinity", "-infinity", "+infinity", "inf", "-inf", "+inf"):
+            return _number_from_text(value, where)
+        raise _invalid(where, "expected a number or null, got a string", 400)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _invalid(where, "number out of range") from None
+        if math.isinf(number):
+            raise _invalid(where, "Infinity is not a usable value (send null for a missing one)")
+        return number
+    raise _invalid(where, f"expected a number or null, got {_type_name(value)}", 400)
+
+
+def _json_list(payload: dict, key: str, where: str | None = None) -> list:
+    value = payload[key]
+    if not isinstance(value, list):
+        raise _invalid(where or key, f"expected a list, got {_type_name(value)}", 400)
+    return value
+
+
+def parse_json_series(payload: object, *, max_points: int | None = None) -> RawSeries:
+    """`{"timestamps": [...], "values": [...]}` or `{"timestamps": [...], "series": {name: [...]}}`."""
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_series", f"the body must be a JSON object, got {_type_name(payload)}")
+    if "timestamps" not in payload:
+        raise ApiError(400, "invalid_series", "missing field 'timestamps'")
+    if ("values" in payload) == ("series" in payload):
+        raise ApiError(400, "invalid_series", "send exactly one of 'values' (one sensor) or 'series' (named)")
+    raw_times = _json_list(payload, "timestamps")
+    _check_count(len(raw_times), max_points)
+    if "values" in payload:
+        columns = {UNIVARIATE_KEY: _json_list(payload, "values")}
+        labels = {UNIVARIATE_KEY: "values"}
+    else:
+        named = payload["series"]
+        if not isinstance(named, dict) or not named:
+            raise ApiError(400, "invalid_series", "'series' must be a non-empty object of sensor -> list")
+        columns = {name: _json_list(named, name, f"series.{name}") for name in named}
+        labels = {name: f"series.{name}" for name in named}
+    for name, column in columns.items():
+        if len(column) != len(raw_times):
+            raise ApiError(
+                422, "length_mismatch",
+                f"{labels[name]} has {len(column)} entries but timestamps has {len(raw_times)}",
+            )
+    timestamps = np.array(
+        [_json_timestamp(value, f"timestamps[{i}]") for i, value in enumerate(raw_times)], dtype=np.float64
+    )
+    values = {
+        name: np.array(
+            [_json_value(value, f"{labels[name]}[{i}]") for i, value in enumerate(column)], dtype=np.float64
+        )
+        for name, column in columns.items()
+    }
+    return _usable(RawSeries(timestamps=timestamps, values=values, univariate="values" in payload))
+
+
+def parse_csv_series(text: str, *, max_points: int | None = None) -> RawSeries:
+    """CSV with a header `timestamp,<sensor>...` (NAB: `timestamp,value`); blank lines are skipped.
+
+    One value column makes a univariate series whatever its name; empty cells, `nan`, `null`, `NA`
+    are missing values.
+    """
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
+    try:
+        header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+        if header is None:
+            raise ApiError(422, "invalid_csv", "the CSV is empty")
+        names = [cell.strip() for cell in header]
+        if names[0].lower() != "timestamp" or len(names) < 2:
+            raise ApiError(
+                422, "invalid_csv",
+                f"line {reader.line_num}: the header must be 'timestamp,<sensor>[,<sensor>...]', "
+                f"got {','.join(names)[:80]!r}",
+            )
+        sensors = names[1:]
+        if any(not name for name in sensors) or len(set(sensors)) != len(sensors):
+            raise ApiError(422, "invalid_csv", "sensor names in the header must be non-empty and unique")
+        times: list[float] = []
+        rows: list[list[float]] = []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            where = f"line {reader.line_num}"
+            if len(row) != len(names):
+                raise ApiError(422, "invalid_csv", f"{where}: expected {len(names)} fields, got {len(row)}")
+            times.append(_timestamp_from_text(row[0], where))
+            rows.append([_number_from_text(cell, f"{where}, column {name}") for cell, name in
+                         zip(row[1:], sensors, strict=True)])
+            _check_count(len(times), max_points)
+    except csv.Error as exc:
+        raise ApiError(422, "invalid_csv", f"line {reader.line_num}: {exc}") from exc
+    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(sensors))
+    return _usable(RawSeries(
+        timestamps=np.array(times, dtype=np.float64),
+        values={name: matrix[:, k] for k, name in enumerate(sensors)},
+        univariate=len(sensors) == 1,
+    ))
+
+
+def _usable(raw: RawSeries) -> RawSeries:
+    """`raw` itself, after the checks that need no model: not empty, every value fits in float32."""
+    if raw.timestamps.size == 0:
+        raise ApiError(422, "series_too_short", "the series is empty")
+    for name, column in raw.values.items():
+        too_big = np.abs(np.nan_to_num(column)) > FLOAT32_MAX
+        if too_big.any():
+            raise _invalid(f"sensor {name!r}, point {int(np.argmax(too_big))}", "value beyond float32 range")
+    return raw
+
+
+# ---------------------------------------------------------------- preparing
+
+
+def _sensor_matrix(raw: RawSeries, sensor_names: Sequence[str]) -> np.ndarray:
+    """[n, F] float64 in the model's sensor order."""
+    if raw.univariate and len(sensor_names) == 1:
+        (column,) = raw.values.values()
+        return column.reshape(-1, 1)
+    given = list(raw.values)
+    if sorted(given) != sorted(sensor_names):
+        raise ApiError(
+            422, "sensor_mismatch",
+            f"the model expects sensors {list(sensor_names)}; the request has {given}",
+        )
+    return np.stack([raw.values[name] for name in sensor_names], axis=1)
+
+
+def _keep_for_duplicates(sorted_times: np.ndarray, policy: str) -> np.ndarray:
+    """Mask over the sorted points: which ones enter the grid under the duplicate policy."""
+    same_as_next = np.concatenate((sorted_times[1:] == sorted_times[:-1], [False]))
+    same_as_previous = np.concatenate(([False], same_as_next[:-1]))
+    if policy == "reject" and same_as_next.any():
+        first = format_timestamp(sorted_times[int(np.argmax(same_as_next))])
+        raise ApiError(
+            422, "duplicate_timestamps",
+            f"{int(same_as_next.sum())} duplicated timestamps, the first at {first}",
+        )
+    if policy == "first":
+        return ~same_as_previous
+    if policy == "last":
+        return ~same_as_next
+    return np.ones(sorted_times.shape, dtype=bool)
+
+
+def _bucket_means(steps: np.ndarray, values: np.ndarray, n_grid: int) -> np.ndarray:
+    """Mean of the non-NaN values landing on each grid step; NaN where none did."""
+    present = ~np.isnan(values)
+    grid = np.full((n_grid, values.shape[1]), np.nan)
+    for k in range(values.shape[1]):
+        counts = np.bincount(steps[present[:, k]], minlength=n_grid)
+        sums = np.bincount(steps[present[:, k]], weights=values[present[:, k], k], minlength=n_grid)
+        np.divide(sums, counts, out=grid[:, k], where=counts > 0)
+    return grid
+
+
+def _fill_gaps(grid: np.ndarray, grid_times: np.ndarray, names: Sequence[str], max_gap_steps: int) -> None:
+    """Interpolate runs of NaN up to `max_gap_steps` long in place (held flat at the ends), else 422."""
+    positions = np.arange(grid.shape[0])
+    for k, name in enumerate(names):
+        missing = np.isnan(grid[:, k])
+        if not missing.any():
+            continue
+        if missing.all():
+            raise ApiError(422, "gap_too_long", f"sensor {name!r} has no values at all")
+        edges = np.diff(np.concatenate(([0], missing.astype(np.int8), [0])))
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        longest = int(np.argmax(stops - starts))
+        if stops[longest] - starts[longest] > max_gap_steps:
+            raise ApiError(
+                422, "gap_too_long",
+                f"sensor {name!r} has no data for {stops[longest] - starts[longest]} consecutive grid steps "
+                f"from {format_timestamp(grid_times[starts[longest]])} to "
+                f"{format_timestamp(grid_times[stops[longest] - 1])}; at most {max_gap_steps} are filled",
+            )
+        grid[missing, k] = np.interp(positions[missing], positions[~missing], grid[~missing, k])
+
+
+def prepare_series(
+    raw: RawSeries,
+    *,
+    interval_seconds: float,
+    sensor_names: Sequence[str],
+    history_length: int,
+    max_points: int = 200_000,
+    max_gap_steps: int = 12,
+    duplicate_policy: str = "mean",
+    max_grid_points: int | None = None,
+) -> PreparedSeries:
+    """Validate `raw` and put it on the model's grid (see docs/preprocessing.md for every policy).
+
+    The grid starts at the earliest timestamp and steps by `interval_seconds`; each input point goes
+    to its nearest grid point and a grid point's value is the mean of the points on it. Unsorted
+    input is accepted. `max_grid_points` (default `max_points`) bounds the grid the series spans.
+    """
+    if interval_seconds <= 0 or history_length < 0 or max_gap_steps < 0:
+        raise ValueError("interval_seconds must be > 0; history_length and max_gap_steps >= 0")
+    if duplicate_policy not in DUPLICATE_POLICIES:
+        raise ValueError(f"duplicate_policy must be one of {DUPLICATE_POLICIES}")
+    count = _usable(raw).timestamps.size
+    _check_count(count, max_points)
+    matrix = _sensor_matrix(raw, sensor_names)
+
+    order = np.argsort(raw.timestamps, kind="stable")
+    sorted_times = raw.timestamps[order]
+    span_steps = (sorted_times[-1] - sorted_times[0]) / interval_seconds
+    grid_limit = max_points if max_grid_points is None else max_grid_points
+    if span_steps + 1 > grid_limit:
+        raise ApiError(
+            413, "series_too_long",
+            f"the series spans {math.floor(span_steps) + 1} points at the model's interval of "
+            f"{interval_seconds:g} s; the limit is {grid_limit}",
+        )
+    sorted_steps = np.floor((sorted_times - sorted_times[0]) / interval_seconds + 0.5).astype(np.int64)
+    n_grid = int(sorted_steps[-1]) + 1
+    if n_grid < history_length + 1:
+        raise ApiError(
+            422, "series_too_short",
+            f"the series covers {n_grid} points at the model's interval of {interval_seconds:g} s; "
+            f"the model needs at least {history_length + 1} (history_length {history_length} + 1)",
+        )
+    keep = _keep_for_duplicates(sorted_times, duplicate_policy)
+    grid = _bucket_means(sorted_steps[keep], matrix[order][keep], n_grid)
+    grid_times = sorted_times[0] + interval_seconds * np.arange(n_grid, dtype=np.float64)
+    filled = np.isnan(grid).any(axis=1)
+    _fill_gaps(grid, grid_times, sensor_names, max_gap_steps)
+
+    input_to_grid = np.empty(count, dtype=np.int64)
+    input_to_grid[order] = sorted_steps
+    return PreparedSeries(
+        grid_timestamps=grid_times,
+        values=grid.astype(np.float32),
+        input_to_grid=input_to_grid,
+        filled=filled,
+        sensor_names=list(sensor_names),
+    )
+
+
+# ---------------------------------------------------------------- chunking
+
+
+def make_chunks(n_points: int, history_length: int, chunk_size: int) -> list[Chunk]:
+    """Equal-length chunks overlapping by `history_length` whose kept parts cover [history_length, n).
+
+    Every chunk is `chunk_size` long (a series no longer than that is one chunk of `n_points`) so
+    they stack into one batch. The last chunk is moved back to end at `n_points`; it then overlaps
+    its neighbour by more than `history_length`, and its `keep_from` skips what that one kept.
+    """
+    if chunk_size <= history_length:
+        raise ValueError("chunk_size must be larger than history_length")
+    if n_points < history_length + 1:
+        raise ValueError(f"a series of {n_points} points has nothing to score (needs {history_length + 1})")
+    if n_points <= chunk_size:
+        return [Chunk(0, n_points, history_length)]
+    chunks = []
+    kept_until = history_length
+    while kept_until < n_points:
+        start = min(kept_until - history_length, n_points - chunk_size)
+        chunks.append(Chunk(start, start + chunk_size, kept_until - start))
+        kept_until = start + chunk_size
+    return chunks
+
+
+def stitch(chunks: Sequence[Chunk], outputs: np.ndarray, n_points: int) -> np.ndarray:
+    """[n_points, ...] from per-chunk outputs [n_chunks, chunk_len, ...]; NaN where nothing was kept."""
+    outputs = np.asarray(outputs)
+    if outputs.shape[0] != len(chunks) or any(c.length > outputs.shape[1] for c in chunks):
+        raise ValueError(f"outputs of shape {outputs.shape} do not match {len(chunks)} chunks")
+    dtype = outputs.dtype if np.issubdtype(outputs.dtype, np.floating) else np.float64
+    result = np.full((n_points, *outputs.shape[2:]), np.nan, dtype=dtype)
+    for i, chunk in enumerate(chunks):
+        result[chunk.start + chunk.keep_from:chunk.stop] = outputs[i, chunk.keep_from:chunk.length]
+    return result

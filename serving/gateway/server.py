@@ -1,0 +1,94 @@
+"""Run the gateway under gunicorn through its Python API (`gunicorn.app.base.BaseApplication`).
+
+Workers are `gthread`: each worker process serves `threads` requests at once, which keeps client
+connections alive between requests (a sync worker closes every connection) and lets the
+micro-batcher gather concurrent requests of one worker into one Predict call. The app is not
+preloaded: each worker imports it and opens its own gRPC channel after the fork.
+
+Metrics use prometheus-client's multiprocess mode: PROMETHEUS_MULTIPROC_DIR is set here, in the
+master, before any worker imports prometheus_client; stale files are removed at start, and the
+`child_exit` hook marks dead workers so their live gauges disappear.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from serving.gateway.config import GatewayConfig
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir(environ: dict[str, str] | os._Environ[str] = os.environ) -> tuple[Path, bool]:
+    """A clean PROMETHEUS_MULTIPROC_DIR (the given one emptied, else a fresh temporary one, exported).
+
+    Returns the directory and whether it was created here (and so is removed at shutdown).
+    """
+    given = environ.get(MULTIPROC_ENV)
+    if not given:
+        path = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
+        environ[MULTIPROC_ENV] = str(path)
+        return path, True
+    path = Path(given)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return path, False
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class GatewayServer(BaseApplication):
+    """gunicorn with the gateway's settings; `load()` builds the Flask app inside each worker."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.gateway_config = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        config = self.gateway_config
+        settings = {
+            "bind": f"{config.host}:{config.port}",
+            "workers": config.workers,
+            "worker_class": config.worker_class,
+            "threads": config.threads,
+            # A worker busy longer than any request may take is stuck: let the master replace it.
+            "timeout": max(30, int(config.deadline_seconds * 4)),
+            "graceful_timeout": 10,
+            "keepalive": 15,
+            "loglevel": config.log_level,
+            "errorlog": "-",
+            "child_exit": _child_exit,
+            "proc_name": "serving.gateway",
+            # gunicorn's control socket has one fixed default path: two gateways on a host would clash.
+            "control_socket_disable": True,
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from serving.gateway.app import create_app
+
+        return create_app(self.gateway_config)
+
+
+def serve(config: GatewayConfig) -> None:
+    """Start the master and its workers; returns when gunicorn stops (SIGTERM, SIGINT)."""
+    metrics_dir, temporary = prepare_metrics_dir()
+    master = os.getpid()
+    try:
+        GatewayServer(config).run()
+    finally:
+        # Workers leave through sys.exit() in a fork of this frame; only the master cleans up.
+        if temporary and os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,3 @@
+from serving.modelserver.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""TF Serving's PredictionService and ModelService over gRPC, with the official generated servicers."""
+
+from __future__ import annotations
+
+from concurrent import futures
+
+import grpc
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving import tensors
+from serving.modelserver.config import ConfigError
+from serving.modelserver.core import PredictionCore, signature_def_map
+from serving.modelserver.errors import ServingError, invalid_argument
+from serving.modelserver.servable import DEFAULT_SIGNATURE
+
+MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+SIGNATURE_DEF_FIELD = "signature_def"
+
+
+def _version(spec) -> int | None:
+    return spec.version.value if spec.HasField("version") else None
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, core: PredictionCore) -> None:
+        self.core = core
+
+    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext):
+        try:
+            with self.core.recorded(request.model_spec.name, "GRPC"):
+                return self._predict(request)
+        except ServingError as error:
+            context.abort(error.code, error.message)
+
+    def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        spec = request.model_spec
+        servable = self.core.manager.servable(spec.name, _version(spec), spec.version_label)
+        try:
+            inputs = {alias: tensors.from_tensor_proto(proto) for alias, proto in request.inputs.items()}
+        except tensors.TensorProtoError as error:
+            raise invalid_argument(str(error)) from None
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        outputs = self.core.run(servable, signature_name, inputs, request.output_filter)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = servable.name
+        response.model_spec.version.value = servable.version
+        response.model_spec.signature_name = signature_name
+        for alias, array in outputs.items():
+            tensors.to_tensor_proto(array, out=response.outputs[alias])
+        return response
+
+    def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest, context):
+        try:
+            return self._metadata(request)
+        except ServingError as error:
+            context.abort(error.code, error.message)
+
+    def _metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest):
+        if not request.metadata_field:
+            raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
+        for field in request.metadata_field:
+            if field != SIGNATURE_DEF_FIELD:
+                raise invalid_argument(f"Metadata field {field} is not supported")
+        spec = request.model_spec
+        servable = self.core.manager.servable(spec.name, _version(spec), spec.version_label)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = servable.name
+        response.model_spec.version.value = servable.version
+        response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_def_map(servable))
+        return response
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, core: PredictionCore) -> None:
+        self.core = core
+
+    def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest, context):
+        spec = request.model_spec
+        try:
+            states = self.core.manager.status(spec.name, _version(spec), spec.version_label)
+        except ServingError as error:
+            context.abort(error.code, error.message)
+        return model_status_response(states)
+
+
+def model_status_response(states) -> get_model_status_pb2.GetModelStatusResponse:
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for version, state in states:
+        entry = response.model_version_status.add(version=version, state=state.state)
+        entry.status.error_code = grpc.StatusCode[state.error_code].value[0]
+        entry.status.error_message = state.error_message
+    return response
+
+
+def build_grpc_server(core: PredictionCore, port: int, workers: int) -> grpc.Server:
+    """A started-on-demand gRPC server on all interfaces; SO_REUSEPORT off so a taken port fails loudly."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+    try:
+        server.add_insecure_port(f"[::]:{port}")
+    except RuntimeError as error:
+        raise ConfigError(f"cannot listen for gRPC on port {port} (in use?)") from error
+    return server

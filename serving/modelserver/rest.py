@@ -1,0 +1,120 @@
+"""TF Serving's REST API on --rest_api_port, plus the Prometheus endpoint when monitoring is enabled.
+
+    GET  /v1/models/{model}[/versions/{v} | /labels/{l}]            model status
+    GET  /v1/models/{model}[/versions/{v} | /labels/{l}]/metadata   signatures
+    POST /v1/models/{model}[/versions/{v} | /labels/{l}]:predict    row or columnar predict
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import Any
+
+from flask import Flask, Response, request
+from google.protobuf import json_format
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from serving.modelserver import rest_json
+from serving.modelserver.config import ConfigError
+from serving.modelserver.core import PredictionCore, signature_def_map
+from serving.modelserver.errors import ServingError, invalid_argument, not_found
+from serving.modelserver.grpc_service import model_status_response
+from serving.modelserver.metrics import CONTENT_TYPE
+from serving.modelserver.servable import DEFAULT_SIGNATURE
+
+MODEL_URL = re.compile(
+    r"^/v1/models/(?P<model>[^/:]+)"
+    r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
+    r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?$"
+)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, indent=None) + "\n", status=status, mimetype="application/json")
+
+
+def _error(error: ServingError) -> Response:
+    return _json({"error": error.message}, error.http_status)
+
+
+def _proto_dict(message) -> dict[str, Any]:
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
+    app = Flask("serving.modelserver")
+
+    @app.route("/v1/models/<path:rest>", methods=["GET", "POST"])
+    def models(rest: str) -> Response:
+        match = MODEL_URL.match(f"/v1/models/{rest}")
+        try:
+            if match is None:
+                raise not_found(f"Malformed request: {request.method} {request.path}")
+            return _dispatch(core, match)
+        except ServingError as error:
+            return _error(error)
+
+    if metrics_path:
+        @app.get(metrics_path)
+        def prometheus() -> Response:
+            return Response(core.metrics.render(), mimetype=CONTENT_TYPE)
+
+    @app.errorhandler(404)
+    def unknown_path(_error: Exception) -> Response:
+        return _json({"error": f"Malformed request: {request.method} {request.path}"}, 404)
+
+    @app.errorhandler(405)
+    def wrong_method(_error: Exception) -> Response:
+        return _json({"error": f"Method not allowed: {request.method} {request.path}"}, 405)
+
+    return app
+
+
+def _dispatch(core: PredictionCore, match: re.Match) -> Response:
+    model, label = match["model"], match["label"] or ""
+    version = int(match["version"]) if match["version"] is not None else None
+    if request.method == "GET" and match["verb"] is None:
+        if match["metadata"]:
+            servable = core.manager.servable(model, version, label)
+            spec = {"name": servable.name, "signature_name": "", "version": str(servable.version)}
+            signatures = _proto_dict(signature_def_map(servable))
+            return _json({"model_spec": spec, "metadata": {"signature_def": signatures}})
+        return _json(_proto_dict(model_status_response(core.manager.status(model, version, label))))
+    if request.method == "POST" and match["verb"] == "predict" and not match["metadata"]:
+        with core.recorded(model, "REST"):
+            return _json(_predict(core, model, version, label))
+    raise not_found(f"Malformed request: {request.method} {request.path}")
+
+
+def _predict(core: PredictionCore, model: str, version: int | None, label: str) -> dict[str, Any]:
+    body = request.get_json(force=True, silent=True)  # TF Serving ignores Content-Type
+    if body is None:
+        raise invalid_argument("the request body is not valid JSON")
+    signature_name, fmt, payload = rest_json.parse_predict_body(body)
+    servable = core.manager.servable(model, version, label)
+    signature = servable.signature(signature_name or DEFAULT_SIGNATURE)
+    inputs = rest_json.request_arrays(fmt, payload, signature.inputs)
+    outputs = core.run(servable, signature_name, inputs)
+    return rest_json.response_body(fmt, outputs)
+
+
+class RestServer:
+    """The Flask app on a threaded WSGI server, run in a background thread."""
+
+    def __init__(self, core: PredictionCore, port: int, metrics_path: str | None) -> None:
+        app = create_app(core, metrics_path)
+        try:
+            self._server: BaseWSGIServer = make_server("0.0.0.0", port, app, threaded=True)
+        except OSError as error:
+            raise ConfigError(f"cannot listen for REST on port {port}: {error}") from error
+        self._thread = threading.Thread(target=self._server.serve_forever, name="rest", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()

@@ -1,0 +1,217 @@
+"""Gateway parts that need no model server: config, metrics helper, thresholds, micro-batcher, and a
+real gunicorn gateway whose upstream is down (errors, limits, pages, readiness, metrics names)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import requests
+from prometheus_client import CollectorRegistry, Histogram
+
+from serving.gateway.anomaly import threshold_for
+from serving.gateway.batcher import MicroBatcher
+from serving.gateway.config import GatewayConfig
+from serving.gateway.metrics import observe_many
+from serving.gateway.upstream import Prediction
+from tests.fixtures_gateway import GatewayHandle, start_gateway
+from tests.processes import REPO_ROOT, free_port
+
+DEADLINE_SECONDS = 1.0
+
+
+def test_config_reads_env_and_overrides() -> None:
+    env = {"GATEWAY_PORT": "9001", "GATEWAY_DEADLINE_SECONDS": "2.5", "GATEWAY_MNIST_MODEL": "digits",
+           "GATEWAY_MODEL_LABEL": "stable", "GATEWAY_MICROBATCH_MS": ""}
+    config = GatewayConfig.from_env(env, port=9002, workers=None)
+    assert (config.port, config.deadline_seconds, config.mnist_model) == (9002, 2.5, "digits")
+    assert (config.model_label, config.microbatch_ms, config.workers) == ("stable", 0.0, 2)
+    with pytest.raises(ValueError, match="GATEWAY_WORKERS"):
+        GatewayConfig.from_env({"GATEWAY_WORKERS": "0"})
+    with pytest.raises(ValueError, match="not a valid int"):
+        GatewayConfig.from_env({"GATEWAY_PORT": "eighty"})
+
+
+def test_observe_many_matches_observe() -> None:
+    values = np.array([0.0, 0.05, 0.1, 0.1000001, 0.5, 0.99, 1.0, 7.0, np.nan])
+    buckets = (0.1, 0.5, 1.0)
+    one, many = CollectorRegistry(), CollectorRegistry()
+    single = Histogram("h", "h", buckets=buckets, registry=one)
+    batched = Histogram("h", "h", buckets=buckets, registry=many)
+    for value in values[np.isfinite(values)]:
+        single.observe(float(value))
+    observe_many(batched, values)
+    assert _samples(one) == _samples(many)
+
+
+def _samples(registry: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
+    return [(s.name, s.labels, s.value) for metric in registry.collect() for s in metric.samples
+            if not s.name.endswith("_created")]
+
+
+def test_sensitivity_maps_through_the_default_threshold() -> None:
+    default = 0.8
+    assert threshold_for(default, 0.5) == pytest.approx(default)
+    assert threshold_for(default, 1.0) == pytest.approx(0.0)
+    assert threshold_for(default, 0.0) == pytest.approx(1.0)
+    steps = [threshold_for(default, s) for s in np.linspace(0, 1, 21)]
+    assert all(a > b for a, b in itertools.pairwise(steps))
+
+
+def test_micro_batcher_coalesces_and_slices() -> None:
+    calls: list[int] = []
+
+    def run_batch(items: np.ndarray, deadline: float) -> Prediction:
+        calls.append(len(items))
+        time.sleep(0.01)  # while this "Predict" runs, the next requests queue up
+        return Prediction(outputs={"double": items * 2}, version=3)
+
+    batcher = MicroBatcher(run_batch, window_seconds=0.005, max_items=64)
+    results: dict[int, np.ndarray] = {}
+
+    def client(index: int) -> None:
+        items = np.full((index % 3 + 1, 2), index)
+        results[index] = batcher.submit(items, time.monotonic() + 5).outputs["double"]
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, doubled in results.items():
+        assert doubled.shape == (index % 3 + 1, 2) and (doubled == 2 * index).all()
+    assert sum(calls) == sum(i % 3 + 1 for i in range(24))
+    assert len(calls) < 24  # some requests shared a call
+
+
+def test_micro_batcher_hands_errors_to_every_request() -> None:
+    def failing(items: np.ndarray, deadline: float) -> Prediction:
+        raise RuntimeError("upstream broke")
+
+    batcher = MicroBatcher(failing, window_seconds=0.001, max_items=8)
+    with pytest.raises(RuntimeError, match="upstream broke"):
+        batcher.submit(np.zeros((1, 2)), time.monotonic() + 1)
+
+
+def test_app_import_never_loads_tensorflow() -> None:
+    """Import the app and serve requests in a fresh interpreter: `tensorflow` must stay unloaded."""
+    script = textwrap.dedent(f"""
+        import json, sys, time, resource
+        start = time.perf_counter()
+        from serving.gateway.app import create_app
+        from serving.gateway.config import GatewayConfig
+        seconds = time.perf_counter() - start
+        app = create_app(GatewayConfig(upstream="127.0.0.1:{free_port()}", deadline_seconds=1))
+        client = app.test_client()
+        statuses = [client.get("/healthz").status_code,
+                    client.post("/v1/digits:predict", json={{"instances": [{{"pixels": [[0] * 28] * 28}}]}})
+                    .status_code]
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        tf_modules = [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
+        print(json.dumps({{"seconds": seconds, "rss_mb": rss_mb, "statuses": statuses, "tf": tf_modules}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT,
+                            check=True, timeout=120)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"gateway app import {report['seconds']:.2f} s, peak RSS {report['rss_mb']:.0f} MB")
+    assert report["tf"] == []
+    assert report["statuses"] == [200, 503]  # the digit request went through the gRPC client to no server
+    assert report["seconds"] < 10 and report["rss_mb"] < 400
+
+
+@pytest.fixture(scope="module")
+def orphan_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
+    """A real gateway whose model server does not exist (nothing listens on its port)."""
+    handle = start_gateway(f"127.0.0.1:{free_port()}", log_dir=tmp_path_factory.mktemp("orphan"),
+                           deadline_seconds=DEADLINE_SECONDS, max_request_bytes=100_000)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def error_of(response: requests.Response, status: int) -> dict[str, str]:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"code", "message"} and error["message"]
+    return error
+
+
+def test_errors_are_json(orphan_gateway: GatewayHandle) -> None:
+    url = orphan_gateway.url
+    assert error_of(requests.get(f"{url}/no/such/page", timeout=5), 404)["code"] == "not_found"
+    error_of(requests.get(f"{url}/v1/digits:predict", timeout=5), 405)
+    error_of(requests.post(f"{url}/healthz", timeout=5), 405)
+    assert error_of(requests.post(f"{url}/v1/digits:predict", data=b"x" * 200_000,
+                                  headers={"Content-Type": "image/png"}, timeout=5), 413)["code"] == \
+        "payload_too_large"
+    error_of(requests.post(f"{url}/v1/digits:predict", data="hello", headers={"Content-Type": "text/plain"},
+                           timeout=5), 415)
+    error_of(requests.post(f"{url}/v1/anomaly:score", data="{", headers={"Content-Type": "application/json"},
+                           timeout=5), 400)
+
+
+def test_upstream_down_answers_503_within_deadline(orphan_gateway: GatewayHandle) -> None:
+    pixels = {"instances": [{"pixels": [[0] * 28] * 28}]}
+    for path, body in (("/v1/digits:predict", pixels),
+                       ("/v1/anomaly:score", {"timestamps": [0, 300], "values": [1, 2]})):
+        start = time.monotonic()
+        response = requests.post(orphan_gateway.url + path, json=body, timeout=30)
+        assert time.monotonic() - start < DEADLINE_SECONDS + 1.0
+        assert error_of(response, 503)["code"] == "upstream_unavailable"
+        assert response.headers["Retry-After"] == "1"
+
+
+def test_readyz_explains_why_not_ready(orphan_gateway: GatewayHandle) -> None:
+    assert requests.get(f"{orphan_gateway.url}/healthz", timeout=5).json() == {"status": "ok"}
+    response = requests.get(f"{orphan_gateway.url}/readyz", timeout=10)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["ready"] is False and body["error"]["code"] == "not_ready"
+    assert set(body["models"]) == {"mnist", "anomaly"}
+    assert all("unreachable" in entry["reason"] for entry in body["models"].values())
+
+
+def test_pages_and_openapi(orphan_gateway: GatewayHandle) -> None:
+    from openapi_spec_validator import validate
+
+    url = orphan_gateway.url
+    document = requests.get(f"{url}/openapi.json", timeout=5).json()
+    validate(document)
+    assert {"/v1/digits:predict", "/v1/anomaly:score", "/v1/models", "/healthz", "/readyz", "/metrics"} <= \
+        set(document["paths"])
+    for page in ("/docs", "/"):
+        response = requests.get(url + page, timeout=5)
+        assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "unsafe-inline" not in policy
+        assert "<script>" not in response.text  # scripts only from files, never inline
+    assert requests.get(f"{url}/docs/docs.js", timeout=5).status_code == 200
+
+
+def test_metrics_without_traffic(orphan_gateway: GatewayHandle) -> None:
+    requests.get(f"{orphan_gateway.url}/healthz", timeout=5)
+    text = requests.get(f"{orphan_gateway.url}/metrics", timeout=10).text
+    assert 'gateway_model_ready{model="mnist"} 0.0' in text
+    assert 'gateway_upstream_errors_total{code="UNAVAILABLE",model="anomaly"}' in text
+    assert re.search(r'gateway_requests_total\{endpoint="/healthz",method="GET",status="200"\} [1-9]', text)
+    assert "gateway_inflight_requests 1.0" in text  # the /metrics request itself, summed over live workers
+
+
+def test_worker_pids_stable_after_errors(orphan_gateway: GatewayHandle) -> None:
+    before = orphan_gateway.worker_pids()
+    assert len(before) == 2
+    for body in (b"\x00" * 10, b"{}", json.dumps({"instances": "x"}).encode()):
+        requests.post(f"{orphan_gateway.url}/v1/digits:predict", data=body,
+                      headers={"Content-Type": "application/json"}, timeout=5)
+    assert orphan_gateway.worker_pids() == before

@@ -1,0 +1,167 @@
+"""The MNIST digit classifier: a small VGG-style CNN with batch norm, trained with augmentation.
+
+Two blocks of two 3x3 convolutions (32 then 64 filters) with batch norm and max pooling, a 128-unit dense layer
+and dropout: the kind of network that reaches about 99.4-99.6% on the full 60,000-image training set. On the
+5,000-image subset, light augmentation (shifts, small rotations and zooms) and a one-cycle-style learning-rate
+schedule carry it to about 98.5%.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from training.mnist_data import MnistData
+
+
+@dataclass(frozen=True)
+class MnistParams:
+    epochs: int = 15
+    batch_size: int = 128
+    peak_learning_rate: float = 3e-3
+    seed: int = 0
+    augment: bool = True
+
+
+def build_model():  # -> keras.Model
+    """Input: float32 [batch, 28, 28, 1] in 0..255 (scaling is the model's first layer). Output: softmax [batch, 10]."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((28, 28, 1), dtype="float32", name="image")
+    x = layers.Rescaling(1.0 / 255.0)(inputs)
+    for filters in (32, 64):
+        for _ in range(2):
+            x = layers.Conv2D(filters, 3, use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.ReLU()(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    x = layers.ReLU()(x)
+    x = layers.Dropout(0.4)(x)
+    outputs = layers.Dense(10, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="mnist_cnn")
+
+
+def random_affine(images, seed):
+    """Per-image random rotation (+-10 deg), zoom (+-10%) and shift (+-2 px): one projective-transform op per batch."""
+    import math
+
+    import tensorflow as tf
+
+    batch = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+
+    def sample(index: int, low: float, high: float):
+        return tf.random.stateless_uniform([batch], seeds[index], low, high)
+
+    angle = sample(0, -math.radians(10), math.radians(10))
+    scale = sample(1, 0.9, 1.1)
+    shift_x, shift_y = sample(2, -2.0, 2.0), sample(3, -2.0, 2.0)
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    centre = 13.5
+    # Output pixel (x, y) samples input at A @ (x - c, y - c) + c - shift: rotation and zoom about the centre.
+    a0, a1 = cos, -sin
+    b0, b1 = sin, cos
+    a2 = centre - a0 * centre - a1 * centre - shift_x
+    b2 = centre - b0 * centre - b1 * centre - shift_y
+    zeros = tf.zeros([batch])
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.constant([28, 28]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, params: MnistParams, training: bool):
+    import tensorflow as tf
+
+    images = x[..., np.newaxis].astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, y.astype(np.int32)))
+    if training:
+        dataset = dataset.shuffle(len(images), seed=params.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(params.batch_size)
+    if training:
+        # Repeat forever (fit() counts steps per epoch) so the augmentation seed, made from the global batch
+        # index, differs in every epoch while staying reproducible.
+        dataset = dataset.repeat()
+        if params.augment:
+            dataset = dataset.enumerate().map(
+                lambda step, batch: (
+                    random_affine(batch[0], tf.stack([tf.constant(params.seed, tf.int64), step])),
+                    batch[1],
+                )
+            )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class EpochLog:
+    """Keras callback printing one line per epoch: progress output that also reads well in CI logs."""
+
+    def __new__(cls, total_epochs: int, label: str):
+        import keras
+
+        class _EpochLog(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                shown = "  ".join(
+                    f"{key}={value:.4f}" for key, value in logs.items() if key != "learning_rate"
+                )
+                elapsed = time.perf_counter() - self.start
+                print(f"[{label}] epoch {epoch + 1}/{total_epochs}  {shown}  ({elapsed:.1f}s)", flush=True)
+
+        return _EpochLog()
+
+
+def train(data: MnistData, params: MnistParams, strategy) -> tuple[object, dict]:
+    """Fit on the training images; returns the model and test-set metrics."""
+    import keras
+
+    steps_per_epoch = int(np.ceil(len(data.x_train) / params.batch_size))
+    total_steps = steps_per_epoch * params.epochs
+    warmup = max(1, total_steps // 6)
+    with strategy.scope():
+        model = build_model()
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=params.peak_learning_rate / 10,
+            decay_steps=total_steps - warmup,
+            warmup_target=params.peak_learning_rate,
+            warmup_steps=warmup,
+            alpha=0.01,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    train_ds = make_dataset(data.x_train, data.y_train, params, training=True)
+    test_ds = make_dataset(data.x_test, data.y_test, params, training=False)
+    start = time.perf_counter()
+    model.fit(
+        train_ds,
+        epochs=params.epochs,
+        steps_per_epoch=steps_per_epoch,
+        verbose=0,
+        callbacks=[EpochLog(params.epochs, "mnist")],
+    )
+    fit_seconds = time.perf_counter() - start
+    loss, accuracy = model.evaluate(test_ds, verbose=0)
+    return model, {
+        "test_accuracy": float(accuracy),
+        "test_loss": float(loss),
+        "test_images": len(data.x_test),
+        "train_images": len(data.x_train),
+        "fit_seconds": round(fit_seconds, 2),
+        "train_images_per_second": round(len(data.x_train) * params.epochs / fit_seconds, 1),
+    }
