@@ -95,8 +95,9 @@ def cmd_models(client: GatewayClient, args: argparse.Namespace) -> int:
     if args.json:
         print(to_json(models))
         return EXIT_OK
-    rows = [(m.name, v.version, v.state) for m in models for v in m.versions] or [("(none)", "", "")]
-    print(table(("MODEL", "VERSION", "STATE"), rows))
+    rows = [(m.name, m.role, v.version, v.state, v.error or "") for m in models for v in m.versions]
+    rows += [(m.name, m.role, "-", "-", m.error or "no versions") for m in models if not m.versions]
+    print(table(("MODEL", "ROLE", "VERSION", "STATE", "ERROR"), rows))
     return EXIT_OK
 
 

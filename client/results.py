@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+
 
 def parse_timestamp(value: Any) -> datetime:
     """A gateway timestamp (ISO 8601 text or epoch seconds) as an aware-or-naive `datetime`."""
@@ -95,47 +97,71 @@ class AnomalySegment:
 
 @dataclass(frozen=True)
 class SeriesScore:
-    """The anomaly detector's answer for a whole series."""
+    """The anomaly detector's answer for a whole series, and the model constants it used."""
 
     points: list[PointScore]
     anomalies: list[AnomalySegment]
     threshold: float
     model: ModelRef
+    sensitivity: float | None = None
+    sensors: list[str] = field(default_factory=list)
+    interval_seconds: float | None = None
+    history_length: int | None = None
+    filled_points: int = 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SeriesScore:
+        optional = {k: data[k] for k in ("sensitivity", "interval_seconds", "history_length") if k in data}
         return cls(
             points=[PointScore.from_json(p) for p in data["points"]],
             anomalies=[AnomalySegment.from_json(a) for a in data.get("anomalies", [])],
             threshold=float(data["threshold"]),
             model=ModelRef.from_json(data.get("model")),
+            sensors=[str(s) for s in data.get("sensors", [])],
+            filled_points=int(data.get("filled_points", 0)),
+            **optional,
         )
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per point, indexed by timestamp: score (NaN without one), is_anomaly, expected_<sensor>."""
+        frame = pd.DataFrame(
+            {
+                "score": [float("nan") if p.score is None else p.score for p in self.points],
+                "is_anomaly": [p.is_anomaly for p in self.points],
+            },
+            index=pd.DatetimeIndex([p.timestamp for p in self.points], name="timestamp"),
+        )
+        for sensor in self.sensors:
+            frame[f"expected_{sensor}"] = [p.expected.get(sensor, float("nan")) for p in self.points]
+        return frame
 
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One version of a served model and its state (e.g. AVAILABLE, LOADING, END)."""
+    """One version of a served model: its state (START, LOADING, AVAILABLE, UNLOADING, END) and error."""
 
     version: int
     state: str
+    error: str | None = None
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A served model and its versions."""
+    """A served model, its role in the gateway (digits / anomaly) and its versions."""
 
     name: str
+    role: str
     versions: list[ModelVersion]
-    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelInfo:
         versions = [
-            ModelVersion(version=int(v["version"]), state=str(v.get("state", "")))
+            ModelVersion(version=int(v["version"]), state=str(v["state"]), error=v.get("error"))
             for v in data.get("versions", [])
         ]
-        details = {k: v for k, v in data.items() if k not in ("name", "versions")}
-        return cls(name=str(data["name"]), versions=versions, details=details)
+        return cls(name=str(data["name"]), role=str(data.get("role", "")), versions=versions,
+                   error=data.get("error"))
 
     @classmethod
     def list_from_json(cls, data: dict[str, Any]) -> list[ModelInfo]:

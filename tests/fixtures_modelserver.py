@@ -64,6 +64,7 @@ def start_model_server(models_dir: Path, log_path: Path | None = None, **flags: 
         "file_system_poll_wait_seconds": 1,
         **flags,
     }
+    grpc_port, rest_port = int(str(settings["port"])), int(str(settings["rest_api_port"]))
     args = [f"--{name}={value}" for name, value in settings.items()]
     if log_path is None:
         log_path = Path(tempfile.mkdtemp(prefix="modelserver-")) / "server.log"

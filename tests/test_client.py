@@ -45,6 +45,7 @@ def test_health_ready_and_models(client: GatewayClient) -> None:
     assert client.ready()
     models = {m.name: m for m in client.models()}
     assert {"mnist", "anomaly"} <= set(models)
+    assert (models["mnist"].role, models["anomaly"].role) == ("digits", "anomaly")
     for name in ("mnist", "anomaly"):
         assert any(v.state == "AVAILABLE" and v.version >= 1 for v in models[name].versions), models[name]
 
@@ -93,7 +94,9 @@ def test_score_csv_finds_the_labelled_anomaly(client: GatewayClient, nab_dir: Pa
     result = client.score_series(nab_dir / JUMPSUP)
     rows = pd.read_csv(nab_dir / JUMPSUP)
     assert len(result.points) == len(rows)
-    assert result.points[0].score is None  # no history yet
+    assert result.sensors == ["value"] and result.interval_seconds == 300
+    assert result.history_length is not None and result.history_length > 0
+    assert all(p.score is None for p in result.points[: result.history_length])  # no history yet
     scored = [p.score for p in result.points if p.score is not None]
     assert len(scored) > len(rows) / 2 and all(0.0 <= s <= 1.0 for s in scored)
     assert result.model.name == "anomaly"
@@ -104,6 +107,9 @@ def test_score_csv_finds_the_labelled_anomaly(client: GatewayClient, nab_dir: Pa
     flagged = sum(p.is_anomaly for p in result.points)
     assert flagged == sum(a.points for a in result.anomalies)
     assert all(p.expected.keys() == {"value"} for p in result.points if p.score is not None)
+    frame = result.to_frame()
+    assert list(frame.columns) == ["score", "is_anomaly", "expected_value"]
+    assert len(frame) == len(rows) and frame["score"].isna().sum() == len(rows) - len(scored)
 
 
 def test_dataframe_series_and_lists_score_alike(client: GatewayClient, nab_dir: Path) -> None:

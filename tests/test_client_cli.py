@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.processes import REPO_ROOT, free_port, python_module
 
 JUMPSUP = "artificialWithAnomaly/art_daily_jumpsup.csv"
@@ -97,7 +99,8 @@ def test_health_and_models(gateway) -> None:
     models = run_cli("models", "--url", gateway.url)  # the option after the sub-command works too
     assert models.returncode == 0, models.stderr
     rows = [line.split() for line in models.stdout.splitlines()[1:]]
-    assert {"mnist", "anomaly"} <= {row[0] for row in rows if row[2] == "AVAILABLE"}
+    available = {(row[0], row[1]) for row in rows if row[3] == "AVAILABLE"}
+    assert {("mnist", "digits"), ("anomaly", "anomaly")} <= available
     as_json = json.loads(run_cli("models", "--json", url=gateway.url).stdout)
     assert {m["name"] for m in as_json} >= {"mnist", "anomaly"}
 
@@ -126,3 +129,24 @@ def test_score_rejected_csv_exits_1(gateway, tmp_path: Path) -> None:
     result = run_cli("score", str(short), url=gateway.url)
     assert result.returncode == 1
     assert "HTTP 4" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def gateway_without_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
+    """A real gateway whose model server is not running: live, never ready, 503 on predictions."""
+    handle = start_gateway(f"127.0.0.1:{free_port()}", log_dir=tmp_path_factory.mktemp("lonely-gateway"),
+                           workers=1, deadline_seconds=1)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def test_not_ready_and_503_exit_1(gateway_without_models, digit_files) -> None:
+    url = gateway_without_models.url
+    health = run_cli("health", url=url)
+    assert health.returncode == 1
+    assert health.stdout.startswith("live: ok\nready: no: ")
+    predict = run_cli("--retries", "1", "predict", str(digit_files[0][0]), url=url)
+    assert predict.returncode == 1
+    assert "HTTP 503" in predict.stderr

@@ -31,10 +31,12 @@ DEADLINE_SECONDS = 1.0
 
 def test_config_reads_env_and_overrides() -> None:
     env = {"GATEWAY_PORT": "9001", "GATEWAY_DEADLINE_SECONDS": "2.5", "GATEWAY_MNIST_MODEL": "digits",
-           "GATEWAY_MODEL_LABEL": "stable", "GATEWAY_MICROBATCH_MS": ""}
+           "GATEWAY_MODEL_LABEL": "stable", "GATEWAY_MICROBATCH_MS": "0"}
     config = GatewayConfig.from_env(env, port=9002, workers=None)
     assert (config.port, config.deadline_seconds, config.mnist_model) == (9002, 2.5, "digits")
-    assert (config.model_label, config.microbatch_ms, config.workers) == ("stable", 0.0, 2)
+    assert (config.model_label, config.microbatching, config.workers) == ("stable", False, 2)
+    assert GatewayConfig.from_env({"GATEWAY_MICROBATCH_MS": ""}).microbatching  # empty = default (on)
+    assert not GatewayConfig.from_env({"GATEWAY_WORKER_CLASS": "sync"}).microbatching
     with pytest.raises(ValueError, match="GATEWAY_WORKERS"):
         GatewayConfig.from_env({"GATEWAY_WORKERS": "0"})
     with pytest.raises(ValueError, match="not a valid int"):
@@ -105,7 +107,7 @@ def test_micro_batcher_hands_errors_to_every_request() -> None:
 def test_app_import_never_loads_tensorflow() -> None:
     """Import the app and serve requests in a fresh interpreter: `tensorflow` must stay unloaded."""
     script = textwrap.dedent(f"""
-        import json, sys, time, resource
+        import json, re, sys, time
         start = time.perf_counter()
         from serving.gateway.app import create_app
         from serving.gateway.config import GatewayConfig
@@ -115,7 +117,9 @@ def test_app_import_never_loads_tensorflow() -> None:
         statuses = [client.get("/healthz").status_code,
                     client.post("/v1/digits:predict", json={{"instances": [{{"pixels": [[0] * 28] * 28}}]}})
                     .status_code]
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM, not ru_maxrss: the latter keeps the high-water mark of the forking pytest process.
+        status = open("/proc/self/status").read()
+        rss_mb = int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) / 1024
         tf_modules = [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
         print(json.dumps({{"seconds": seconds, "rss_mb": rss_mb, "statuses": statuses, "tf": tf_modules}}))
     """)

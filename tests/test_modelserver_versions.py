@@ -137,7 +137,7 @@ def test_a_model_published_after_startup_is_served(trained_models: Path, tmp_pat
             shutil.copytree(trained_models / "mnist" / "1", models / ".export-1")
             (models / "mnist").mkdir()
             (models / ".export-1").rename(models / "mnist" / "1")
-            deadline = time.monotonic() + 30
+            deadline, response = time.monotonic() + 30, None
             while time.monotonic() < deadline:
                 try:
                     response = stub.Predict(request, timeout=10)
@@ -145,6 +145,7 @@ def test_a_model_published_after_startup_is_served(trained_models: Path, tmp_pat
                 except grpc.RpcError as error:
                     assert error.code() == grpc.StatusCode.NOT_FOUND
                     time.sleep(0.1)
+            assert response is not None, server.process.log()
             assert response.model_spec.version.value == 1
             assert statuses(channel, "mnist") == {1: AVAILABLE}
     finally:

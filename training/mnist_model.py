@@ -23,18 +23,19 @@ class MnistParams:
     peak_learning_rate: float = 3e-3
     seed: int = 0
     augment: bool = True
+    filters: tuple[int, int] = (32, 64)
 
 
-def build_model():  # -> keras.Model
+def build_model(filters: tuple[int, int] = (32, 64)):  # -> keras.Model
     """Input: float32 [batch, 28, 28, 1] in 0..255 (scaling is the model's first layer). Output: softmax [batch, 10]."""
     import keras
     from keras import layers
 
     inputs = keras.Input((28, 28, 1), dtype="float32", name="image")
     x = layers.Rescaling(1.0 / 255.0)(inputs)
-    for filters in (32, 64):
+    for width in filters:
         for _ in range(2):
-            x = layers.Conv2D(filters, 3, use_bias=False)(x)
+            x = layers.Conv2D(width, 3, use_bias=False)(x)
             x = layers.BatchNormalization(momentum=0.9)(x)
             x = layers.ReLU()(x)
         x = layers.MaxPooling2D()(x)
@@ -132,7 +133,7 @@ def train(data: MnistData, params: MnistParams, strategy) -> tuple[object, dict]
     total_steps = steps_per_epoch * params.epochs
     warmup = max(1, total_steps // 6)
     with strategy.scope():
-        model = build_model()
+        model = build_model(params.filters)
         schedule = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=params.peak_learning_rate / 10,
             decay_steps=total_steps - warmup,
@@ -152,6 +153,7 @@ def train(data: MnistData, params: MnistParams, strategy) -> tuple[object, dict]
         train_ds,
         epochs=params.epochs,
         steps_per_epoch=steps_per_epoch,
+        shuffle=False,
         verbose=0,
         callbacks=[EpochLog(params.epochs, "mnist")],
     )

@@ -23,7 +23,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--deadline-seconds", type=float,
                         help="time limit per request upstream (GATEWAY_DEADLINE_SECONDS, default 5)")
     parser.add_argument("--microbatch-ms", type=float,
-                        help="micro-batching window for digits, 0 = off (GATEWAY_MICROBATCH_MS, default 0)")
+                        help="micro-batching window for digits, 0 = off (GATEWAY_MICROBATCH_MS, default 2)")
     return parser.parse_args(argv)
 
 

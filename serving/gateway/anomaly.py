@@ -151,12 +151,10 @@ class AnomalyService:
         expected = np.round(grid["forecast"][at].astype(np.float64), DECIMALS)
         names = info.sensor_names
         points = [
-            {"timestamp": stamp, "score": score, "is_anomaly": flag,
-             "expected": dict(zip(names, forecast, strict=True)),
-             "contribution": dict(zip(names, share, strict=True))}
+            {"timestamp": stamp, "score": score, "is_anomaly": flag, "expected": forecast, "contribution": share}
             for stamp, score, flag, forecast, share in zip(
                 format_timestamps(scoring.series.timestamps), scores.tolist(), flags.tolist(),
-                expected.tolist(), np.round(contribution, DECIMALS).tolist(), strict=True)
+                _by_sensor(names, expected), _by_sensor(names, np.round(contribution, DECIMALS)), strict=True)
         ]
         scored = grid_scores[at][~np.isnan(scores)]
         metrics.MODEL_VERSION_RESPONSES.labels(info.name, str(info.version)).inc()
@@ -167,7 +165,7 @@ class AnomalyService:
         return {
             "points": points,
             "anomalies": segments,
-            "threshold": threshold,
+            "threshold": round(threshold, DECIMALS),
             "sensitivity": scoring.sensitivity,
             "sensors": list(names),
             "interval_seconds": info.interval_seconds,
@@ -175,6 +173,14 @@ class AnomalyService:
             "filled_points": int(prepared.filled.sum()),
             "model": {"name": info.name, "version": info.version},
         }
+
+
+def _by_sensor(names: tuple[str, ...], rows: np.ndarray) -> list[dict[str, float]]:
+    """`{sensor: value}` per row of [n, F] (the one-sensor case without zip: it is the common one)."""
+    if len(names) == 1:
+        name = names[0]
+        return [{name: value} for value in rows[:, 0].tolist()]
+    return [dict(zip(names, row, strict=True)) for row in rows.tolist()]
 
 
 def _check_outputs(info: AnomalyModelInfo, outputs: dict[str, np.ndarray], shape: tuple[int, ...]) -> None:

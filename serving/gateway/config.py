@@ -39,7 +39,7 @@ class GatewayConfig:
     anomaly_model: str = "anomaly"
     model_label: str = ""
     version_cache_seconds: float = 2.0
-    microbatch_ms: float = 0.0
+    microbatch_ms: float = 2.0
     microbatch_max_images: int = 256
     log_level: str = "info"
 
@@ -59,8 +59,11 @@ class GatewayConfig:
         if self.worker_class not in WORKER_CLASSES:
             raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, "
                              f"got {self.worker_class!r}")
-        if self.microbatch_ms > 0 and self.worker_class != "gthread":
-            raise ValueError(f"{ENV_PREFIX}MICROBATCH_MS needs {ENV_PREFIX}WORKER_CLASS=gthread")
+
+    @property
+    def microbatching(self) -> bool:
+        """Micro-batching needs concurrent requests in one process, i.e. gthread workers."""
+        return self.microbatch_ms > 0 and self.worker_class == "gthread"
 
     @property
     def required_models(self) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import grpc
@@ -38,7 +39,7 @@ class DigitService:
         self.batcher = (
             MicroBatcher(self._predict_batch, window_seconds=config.microbatch_ms / 1000.0,
                          max_items=config.microbatch_max_images)
-            if config.microbatch_ms > 0 else None
+            if config.microbatching else None
         )
 
     def read_images(self, request: Request, timer: StageTimer) -> np.ndarray:
@@ -63,6 +64,10 @@ class DigitService:
         raise ApiError(415, "unsupported_media_type",
                        f"send multipart/form-data (field {IMAGE_FIELD!r}), an image/png or image/jpeg body, "
                        f"or application/json with instances; got {mimetype or 'no Content-Type'}")
+
+    def incoming(self) -> AbstractContextManager[None]:
+        """Context for reading a request's images; lets the micro-batcher wait for them."""
+        return self.batcher.incoming() if self.batcher is not None else nullcontext()
 
     def predict(self, images: np.ndarray, deadline: float) -> Prediction:
         if self.batcher is not None:

@@ -22,7 +22,8 @@ def register(app: Flask, config: GatewayConfig, digits: DigitService, anomaly: A
         deadline = time.monotonic() + config.deadline_seconds
         timer = StageTimer(DIGITS_ROUTE)
         try:
-            images = digits.read_images(request, timer)
+            with digits.incoming():
+                images = digits.read_images(request, timer)
             with timer.stage("upstream"):
                 prediction = digits.predict(images, deadline)
             with timer.stage("postprocess"):

@@ -47,6 +47,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False,
                         help="merge concurrent Predict calls into batches (default false)")
+    parser.add_argument("--enable_model_warmup", type=_bool, nargs="?", const=True, default=True,
+                        help="replay assets.extra/tf_serving_warmup_requests when loading (default true)")
     parser.add_argument("--batching_parameters_file", default="", help="BatchingParameters text file")
     parser.add_argument("--monitoring_config_file", default="", help="MonitoringConfig text file")
     parser.add_argument("--grpc_max_threads", type=int, default=16, help="gRPC worker threads (default 16)")

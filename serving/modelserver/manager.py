@@ -60,10 +60,12 @@ class ModelManager:
         self,
         models: list[ModelSettings],
         metrics: ServingMetrics,
+        warm_up: bool = True,
         load: Callable[[str, int, Path], Servable] = Servable,
     ) -> None:
         self._models = {settings.name: Model(settings, {}, {}, set()) for settings in models}
         self._metrics = metrics
+        self._warm_up = warm_up
         self._load = load
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
@@ -103,6 +105,10 @@ class ModelManager:
         started = time.perf_counter()
         try:
             servable = self._load(name, version, path)
+            if self._warm_up:
+                records = servable.warm_up()
+                log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d",
+                         path, records)
         except Exception as error:  # any failure leaves the version unavailable, as in TF Serving
             log.exception("Loading servable {name: %s version: %d} failed", name, version)
             model.failed.add(version)

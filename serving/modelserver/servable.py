@@ -16,12 +16,14 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
 from serving import tensors
 from serving.modelserver.errors import ServingError, failed_precondition, invalid_argument
 
 DEFAULT_SIGNATURE = "serving_default"
 SERVE_TAG = "serve"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 RUNNABLE_METHODS = ("tensorflow/serving/predict", "tensorflow/serving/classify", "tensorflow/serving/regress")
 
 SESSION_CONFIG = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=-1)  # negative: caller's thread
@@ -159,3 +161,24 @@ class Servable:
             [graph.get_tensor_by_name(name) for name in fetches],
             [graph.get_tensor_by_name(name) for name in feeds],
         )
+
+    def warm_up(self) -> int:
+        """Replay the version's warmup PredictionLogs, as TF Serving does with --enable_model_warmup.
+
+        This also builds the runners the warmup requests use, so the first real request skips that
+        work. As in TF Serving, a warmup request that fails makes the load fail. Returns the count.
+        """
+        path = self.path / WARMUP_FILE
+        if not path.is_file():
+            return 0
+        count = 0
+        for record in tf.compat.v1.io.tf_record_iterator(str(path)):
+            log = prediction_log_pb2.PredictionLog.FromString(record)
+            if log.WhichOneof("log_type") != "predict_log":
+                raise ValueError(f"{path}: only predict_log warmup records are supported")
+            request = log.predict_log.request
+            inputs = {alias: tensors.from_tensor_proto(proto) for alias, proto in request.inputs.items()}
+            signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            self.runner(signature, list(inputs), request.output_filter)(inputs)
+            count += 1
+        return count

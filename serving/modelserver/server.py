@@ -40,7 +40,7 @@ class ModelServer:
             args.model_config_file, args.model_name, args.model_base_path, args.models_dir
         )
         metrics = ServingMetrics()
-        manager = ModelManager(models, metrics)
+        manager = ModelManager(models, metrics, warm_up=args.enable_model_warmup)
         batcher = None
         if args.enable_batching:
             batcher = Batcher(read_batching_parameters(args.batching_parameters_file))

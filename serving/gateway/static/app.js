@@ -262,7 +262,7 @@
 
   // ---- Chart -----------------------------------------------------------------------------------------
 
-  const CHART = { width: 960, height: 380, left: 64, right: 16, top: 16, seriesHeight: 230, gap: 28, scoreHeight: 90 };
+  const CHART = { width: 960, height: 388, left: 64, right: 16, top: 16, seriesHeight: 230, gap: 28, scoreHeight: 90 };
 
   function svg(name, attributes = {}, parent = null) {
     const element = document.createElementNS(SVG_NS, name);
@@ -350,10 +350,24 @@
     svg("path", { d: linePath(xs, scores), class: "score-line" }, root);
     label(root, c.left - 6, scoreTop + 10, "score 1");
     label(root, c.left - 6, scoreTop + c.scoreHeight, "0");
-    label(root, c.left, c.height - 4, answer.points[0].timestamp, "start");
-    label(root, c.left + plotWidth, c.height - 4, answer.points[answer.points.length - 1].timestamp, "end");
+    drawTimeTicks(root, useTime, t0, t1, xOf, answer.points);
 
     $("chart").replaceChildren(root);
+  }
+
+  /** Five labelled ticks under the score panel: dates (UTC) when timestamps parse, else point numbers. */
+  function drawTimeTicks(root, useTime, t0, t1, xOf, points) {
+    const c = CHART;
+    const y = c.top + c.seriesHeight + c.gap + c.scoreHeight;
+    for (let i = 0; i <= 4; i += 1) {
+      const t = t0 + ((t1 - t0) * i) / 4;
+      const x = xOf(t);
+      svg("line", { x1: x, x2: x, y1: y, y2: y + 4, class: "tick" }, root);
+      const text = useTime
+        ? new Date(t).toISOString().slice(0, 16).replace("T", " ")
+        : `point ${Math.round(t) + 1} of ${points.length}`;
+      label(root, x, y + 16, text, i === 0 ? "start" : i === 4 ? "end" : "middle");
+    }
   }
 
   function listSegments(anomalies) {
@@ -385,7 +399,8 @@
       status.textContent = "Service ready.";
       status.classList.add("ok");
     } catch (err) {
-      status.textContent = `Service not ready: ${err.message}`;
+      const reason = err.message.length > 160 ? `${err.message.slice(0, 160)}…` : err.message;
+      status.textContent = `Service not ready: ${reason}`;
       status.classList.add("bad");
     }
   }

@@ -1,0 +1,247 @@
+"""The training job: exported signatures, equality with the Keras models, accuracy, atomic export, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import MNIST_NPZ, SHARED_DATA, require
+from tests.processes import REPO_ROOT, python_module
+from training.export import TEMP_PREFIX, existing_versions, publish_version
+from training.mnist_data import DataError, load_mnist, read_idx
+
+tf = pytest.importorskip("tensorflow")
+
+
+def latest(models: Path, name: str) -> Path:
+    return models / name / str(existing_versions(models / name)[-1])
+
+
+def tensor_specs(signature) -> tuple[dict, dict]:
+    def describe(specs: dict) -> dict:
+        return {name: (spec.dtype, spec.shape.as_list()) for name, spec in specs.items()}
+
+    return describe(signature.structured_input_signature[1]), describe(signature.structured_outputs)
+
+
+@pytest.mark.slow
+def test_mnist_signature_names_dtypes_and_shapes(trained_models: Path) -> None:
+    loaded = tf.saved_model.load(str(latest(trained_models, "mnist")))
+    assert list(loaded.signatures) == ["serving_default"]
+    inputs, outputs = tensor_specs(loaded.signatures["serving_default"])
+    assert inputs == {"image": (tf.uint8, [None, 28, 28, 1])}
+    assert outputs == {"probabilities": (tf.float32, [None, 10]), "digit": (tf.int64, [None])}
+
+
+@pytest.mark.slow
+def test_anomaly_signatures_and_model_info(trained_models: Path) -> None:
+    loaded = tf.saved_model.load(str(latest(trained_models, "anomaly")))
+    assert sorted(loaded.signatures) == ["model_info", "serving_default"]
+    inputs, outputs = tensor_specs(loaded.signatures["serving_default"])
+    assert inputs == {"window": (tf.float32, [None, None, 1])}
+    assert outputs == {
+        "forecast": (tf.float32, [None, None, 1]),
+        "residual": (tf.float32, [None, None, 1]),
+        "score": (tf.float32, [None, None]),
+    }
+    info = {k: v.numpy() for k, v in loaded.signatures["model_info"](window=tf.zeros([1, 1, 1])).items()}
+    assert info["sensor_names"].tolist() == [b"value"]
+    assert info["interval_seconds"].tolist() == [300.0]
+    assert info["history_length"][0] == info["smoothing_steps"][0] + 31
+    assert 0.99 < info["threshold"][0] < 1.0
+    report = json.loads((latest(trained_models, "anomaly") / "training_report.json").read_text())
+    assert report["calibration"]["history_length"] == int(info["history_length"][0])
+    assert (latest(trained_models, "anomaly") / "model_card.md").read_text().startswith("# anomaly")
+
+
+@pytest.mark.slow
+def test_mnist_accuracy_floor_on_official_test_set(trained_models: Path) -> None:
+    data = np.load(require(MNIST_NPZ))
+    serve = tf.saved_model.load(str(latest(trained_models, "mnist"))).signatures["serving_default"]
+    batches = [data["x_test"][i : i + 1000, ..., None] for i in range(0, 10000, 1000)]
+    digits = np.concatenate([serve(image=tf.constant(batch))["digit"].numpy() for batch in batches])
+    accuracy = float(np.mean(digits == data["y_test"]))
+    print(f"quick MNIST model: {accuracy:.4f} on the 10,000 official test images")
+    assert accuracy >= 0.97
+    report = json.loads((latest(trained_models, "mnist") / "training_report.json").read_text())
+    assert abs(report["metrics"]["test_accuracy"] - accuracy) < 1e-3
+
+
+@pytest.mark.slow
+def test_labelled_anomaly_flagged_by_exported_model(trained_models: Path) -> None:
+    import pandas as pd
+
+    csv = require(SHARED_DATA / "nab" / "data" / "artificialWithAnomaly" / "art_daily_jumpsup.csv")
+    windows = json.loads((SHARED_DATA / "nab" / "labels" / "combined_windows.json").read_text())
+    frame = pd.read_csv(csv, parse_dates=["timestamp"])
+    loaded = tf.saved_model.load(str(latest(trained_models, "anomaly")))
+    info = loaded.signatures["model_info"](window=tf.zeros([1, 1, 1]))
+    window = tf.constant(frame["value"].to_numpy(np.float32)[None, :, None])
+    scores = loaded.signatures["serving_default"](window=window)
+    score = scores["score"].numpy()[0][int(info["history_length"][0]) :]
+    stamps = frame["timestamp"].iloc[int(info["history_length"][0]) :]
+    (start, end), = windows["artificialWithAnomaly/art_daily_jumpsup.csv"]
+    inside = ((stamps >= pd.Timestamp(start)) & (stamps <= pd.Timestamp(end))).to_numpy()
+    flagged = score >= float(info["threshold"][0])
+    assert flagged[inside].any()
+    assert not flagged[~inside].any()
+
+
+def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
+    """Export freshly built models in-process and compare the SavedModel signatures with the Keras models."""
+    from training import anomaly_export, anomaly_model, mnist_export, mnist_model
+
+    keras_mnist = mnist_model.build_model()
+    images = np.random.default_rng(0).integers(0, 256, size=(8, 28, 28), dtype=np.uint8)
+    mnist_export.save_mnist(keras_mnist, tmp_path / "mnist", images)
+    served = tf.saved_model.load(str(tmp_path / "mnist")).signatures["serving_default"](image=images[..., None])
+    expected = np.asarray(keras_mnist(images[..., None].astype(np.float32), training=False))
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(served["digit"].numpy(), expected.argmax(axis=1))
+
+    params = anomaly_model.AnomalyParams()
+    forecaster = anomaly_model.build_forecaster(2, 8)
+    scaler = anomaly_model.Scaler(np.array([10.0, -1.0], np.float32), np.array([2.0, 0.5], np.float32))
+    calibration = anomaly_model.Calibration(np.array([0.3, 0.1], np.float32), -1.0, 0.7, 0.999, 0.99, 100)
+    module = anomaly_export.make_serving_module(forecaster, scaler, calibration, params, ["a", "b"], 60.0)
+    sequence = np.random.default_rng(1).normal([10.0, -1.0], [2.0, 0.5], size=(200, 2)).astype(np.float32)
+    anomaly_export.save_anomaly(module, tmp_path / "anomaly", sequence)
+    served = tf.saved_model.load(str(tmp_path / "anomaly")).signatures["serving_default"](window=sequence[None])
+    forecast = anomaly_model.forecast_raw(forecaster, scaler, sequence)
+    np.testing.assert_allclose(served["forecast"].numpy()[0], forecast, rtol=1e-4, atol=1e-4)
+    residual = (sequence - forecast) / calibration.residual_std
+    np.testing.assert_allclose(served["residual"].numpy()[0], residual, rtol=1e-3, atol=1e-3)
+    error = anomaly_model.smoothed_error(residual, params.smoothing_steps)
+    z = (np.log(error + anomaly_model.EPSILON) - calibration.log_error_mean) / calibration.log_error_std
+    expected_score = [anomaly_model.normal_cdf(value) for value in z]
+    np.testing.assert_allclose(served["score"].numpy()[0], expected_score, atol=1e-4)
+    assert (tmp_path / "anomaly" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
+
+
+def test_warmup_file_holds_official_prediction_logs(tmp_path: Path) -> None:
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from training import mnist_export, mnist_model
+
+    images = np.zeros((64, 28, 28), np.uint8)
+    mnist_export.save_mnist(mnist_model.build_model(), tmp_path, images)
+    records = list(tf.data.TFRecordDataset(str(tmp_path / "assets.extra" / "tf_serving_warmup_requests")))
+    logs = [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in records]
+    assert [log.predict_log.request.model_spec.name for log in logs] == ["mnist", "mnist"]
+    shapes = [[d.size for d in log.predict_log.request.inputs["image"].tensor_shape.dim] for log in logs]
+    assert shapes == [[1, 28, 28, 1], [64, 28, 28, 1]]
+
+
+def test_failed_export_leaves_no_version(tmp_path: Path) -> None:
+    def write_then_fail(path: Path) -> None:
+        (path / "saved_model.pb").write_bytes(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        publish_version(tmp_path / "mnist", write_then_fail)
+    assert list((tmp_path / "mnist").iterdir()) == []
+    assert publish_version(tmp_path / "mnist", lambda p: (p / "a").write_text("1"))[0] == 1
+    assert publish_version(tmp_path / "mnist", lambda p: (p / "a").write_text("2"))[0] == 2
+    assert existing_versions(tmp_path / "mnist") == [1, 2]
+    assert (tmp_path / "mnist" / "2" / "a").read_text() == "2"
+
+
+def test_killed_export_never_shows_a_version(tmp_path: Path) -> None:
+    """SIGKILL in the middle of writing: only a hidden temporary folder remains, which no poller loads."""
+    ready = tmp_path / "ready"
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from training.export import publish_version
+        def write(path):
+            (path / "saved_model.pb").write_bytes(b"x" * 1000)
+            Path({str(ready)!r}).write_text("writing")
+            time.sleep(60)
+        publish_version(Path({str(tmp_path / "models" / "mnist")!r}), write)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    names = [p.name for p in (tmp_path / "models" / "mnist").iterdir()]
+    assert existing_versions(tmp_path / "models" / "mnist") == []
+    assert len(names) == 1 and names[0].startswith(TEMP_PREFIX)
+    assert publish_version(tmp_path / "models" / "mnist", lambda p: (p / "a").write_text("ok"))[0] == 1
+
+
+def test_idx_reader_matches_npz() -> None:
+    folder = require(SHARED_DATA / "mnist")
+    images = read_idx(folder / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    npz = np.load(require(MNIST_NPZ))
+    np.testing.assert_array_equal(images, npz["x_test"])
+    np.testing.assert_array_equal(labels, npz["y_test"])
+    with pytest.raises(DataError, match=r"missing IDX files train-images-idx3-ubyte\.gz"):
+        load_mnist(str(folder))
+
+
+GOOD_ROW = "2024-01-01 00:00:00,1\n"
+BAD_CSVS = {
+    "no_header.csv": ("2024-01-01 00:00:00,1.0\n2024-01-01 00:05:00,2.0\n", "header must be 'timestamp"),
+    "bad_time.csv": (f"timestamp,value\n{GOOD_ROW}yesterday,2\n", "line 3: unparsable timestamp 'yesterday'"),
+    "not_number.csv": (f"timestamp,value\n{GOOD_ROW}2024-01-01 00:05:00,abc\n", "line 3: column 'value': not a number"),
+    "too_few.csv": ("timestamp,value\n" + "".join(f"2024-01-01 00:{m:02d}:00,1\n" for m in range(0, 60, 5)), "at least"),
+    "empty.csv": ("", "not a readable CSV"),
+    "binary.csv": ("\x00\x01\x02garbage\xff", "header must be"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CSVS))
+def test_bad_csv_gives_one_clear_error(tmp_path: Path, name: str) -> None:
+    text, message = BAD_CSVS[name]
+    path = tmp_path / name
+    path.write_text(text, errors="surrogateescape")
+    result = subprocess.run(
+        python_module("training", "anomaly", "--data", str(path), "--out", str(tmp_path / "models"), "--epochs", "1"),
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert not (tmp_path / "models" / "anomaly").exists() or existing_versions(tmp_path / "models" / "anomaly") == []
+
+
+def test_if_missing_skips_existing_models(tmp_path: Path) -> None:
+    publish_version(tmp_path / "mnist", lambda p: (p / "a").write_text("1"))
+    publish_version(tmp_path / "anomaly", lambda p: (p / "a").write_text("1"))
+    result = subprocess.run(
+        python_module("training", "all", "--if-missing", "--out", str(tmp_path)),
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("already in") == 2
+    assert existing_versions(tmp_path / "mnist") == [1]
+
+
+@pytest.mark.slow
+def test_saved_model_cli_shows_named_signature(trained_models: Path) -> None:
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    result = subprocess.run(
+        [str(cli), "show", "--dir", str(latest(trained_models, "mnist")), "--all"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "signature_def['serving_default']" in result.stdout
+    assert "inputs['image'] tensor_info:" in result.stdout and "DT_UINT8" in result.stdout
+    assert "outputs['probabilities'] tensor_info:" in result.stdout
+    assert "outputs['digit'] tensor_info:" in result.stdout
