@@ -8,6 +8,7 @@ session fixture `gateway` runs one in front of the session's `model_server`.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,14 @@ class GatewayHandle:
         """The pids of the gunicorn workers (children of the master) right now."""
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Block until /readyz answers 200 (every model AVAILABLE upstream)."""
+        deadline = time.monotonic() + timeout
+        while not http_ok(f"{self.url}/readyz", timeout=5.0):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gateway {self.url} not ready after {timeout}s:\n{self.log()}")
+            time.sleep(0.2)
 
     def log(self) -> str:
         return self.process.log()
@@ -75,6 +84,7 @@ def gateway(model_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """A gateway (2 workers) in front of the session's model server with the trained models."""
     handle = start_gateway(model_server.grpc_target, log_dir=tmp_path_factory.mktemp("gateway"))
     try:
+        handle.wait_ready()
         yield handle
     finally:
         handle.stop()

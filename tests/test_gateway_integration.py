@@ -235,6 +235,7 @@ def test_upstream_down_then_back(trained_models: Path, tmp_path: Path, mnist_npz
         return response.status_code, time.monotonic() - started
 
     try:
+        gateway.wait_ready()
         assert predict()[0] == 200
         with ThreadPoolExecutor(4) as pool:  # traffic in flight while the server goes away
             during = [pool.submit(predict) for _ in range(40)]

@@ -119,7 +119,7 @@ def test_app_import_never_loads_tensorflow() -> None:
                     .status_code]
         # VmHWM, not ru_maxrss: the latter keeps the high-water mark of the forking pytest process.
         status = open("/proc/self/status").read()
-        rss_mb = int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) / 1024
+        rss_mb = int(re.search(r"VmHWM:\\s+(\\d+) kB", status)[1]) / 1024
         tf_modules = [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
         print(json.dumps({{"seconds": seconds, "rss_mb": rss_mb, "statuses": statuses, "tf": tf_modules}}))
     """)

@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--mnist-data", help="with 'all': the MNIST data (as --data for mnist)")
     parser.add_argument("--anomaly-data", help="with 'all': the sensor CSV (as --data for anomaly)")
-    parser.add_argument("--epochs", type=int, help="training epochs (default: 15 mnist, 30 anomaly)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: 12 mnist, 30 anomaly)")
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed; CPU runs are deterministic (default 0)"
     )

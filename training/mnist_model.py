@@ -1,9 +1,10 @@
 """The MNIST digit classifier: a small VGG-style CNN with batch norm, trained with augmentation.
 
-Two blocks of two 3x3 convolutions (32 then 64 filters) with batch norm and max pooling, a 128-unit dense layer
-and dropout: the kind of network that reaches about 99.4-99.6% on the full 60,000-image training set. On the
-5,000-image subset, light augmentation (shifts, small rotations and zooms) and a one-cycle-style learning-rate
-schedule carry it to about 98.5%.
+Two blocks of two 3x3 convolutions with batch norm and max pooling, a 128-unit dense layer and dropout: the
+VGG-style family that reaches about 99.4-99.6% on the full 60,000-image training set. The default widths (16 then
+32 filters) keep a 12-epoch run on the 5,000-image subset within two minutes on two CPU cores; light
+augmentation (shifts, small rotations and zooms) and a warm-up + cosine learning-rate schedule carry it to about
+98.5% there. `MnistParams.filters=(32, 64)` is the wider variant for a GPU or the full data set.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from training.mnist_data import MnistData
 
 @dataclass(frozen=True)
 class MnistParams:
-    epochs: int = 15
+    epochs: int = 12
     batch_size: int = 128
     peak_learning_rate: float = 3e-3
     seed: int = 0
     augment: bool = True
-    filters: tuple[int, int] = (32, 64)
+    filters: tuple[int, int] = (16, 32)
 
 
-def build_model(filters: tuple[int, int] = (32, 64)):  # -> keras.Model
+def build_model(filters: tuple[int, int] = (16, 32)):  # -> keras.Model
     """Input: float32 [batch, 28, 28, 1] in 0..255 (scaling is the model's first layer). Output: softmax [batch, 10]."""
     import keras
     from keras import layers
