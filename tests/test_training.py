@@ -245,3 +245,22 @@ def test_saved_model_cli_shows_named_signature(trained_models: Path) -> None:
     assert "inputs['image'] tensor_info:" in result.stdout and "DT_UINT8" in result.stdout
     assert "outputs['probabilities'] tensor_info:" in result.stdout
     assert "outputs['digit'] tensor_info:" in result.stdout
+
+
+def test_cpu_training_is_deterministic_with_a_seed() -> None:
+    """Same seed, same data: identical weights and calibration, twice in a row."""
+    from training import anomaly_model
+    from training.devices import seed_everything, setup_devices
+    from training.synthetic import synthetic_series
+
+    series = synthetic_series(1500, seed=3)
+    params = anomaly_model.AnomalyParams(epochs=1, windows_per_epoch=64, units=8, seed=5)
+    results = []
+    for _ in range(2):
+        seed_everything(5)
+        model, _, calibration, _ = anomaly_model.train(series, params, setup_devices().strategy)
+        results.append(([w.copy() for w in model.get_weights()], calibration.threshold))
+    (weights_a, threshold_a), (weights_b, threshold_b) = results
+    assert threshold_a == threshold_b
+    for a, b in zip(weights_a, weights_b, strict=True):
+        np.testing.assert_array_equal(a, b)
