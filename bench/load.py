@@ -40,13 +40,13 @@ def wrk_path() -> str:
     return path
 
 
-def run_level(target: Target, concurrency: int, duration_s: float, processes: dict[str, int],
+def run_level(target: Target, concurrency: int, duration_s: int, processes: dict[str, int],
               timeout_s: float = 30.0) -> dict:
     """One load level: `concurrency` connections for `duration_s`; throughput, latency, errors, CPU and RSS."""
     with tempfile.NamedTemporaryFile(suffix=".body") as body_file:
         body_file.write(target.body.content)
         body_file.flush()
-        args = [wrk_path(), "-t1", f"-c{concurrency}", f"-d{duration_s:g}s", f"--timeout={timeout_s:g}s",
+        args = [wrk_path(), "-t1", f"-c{concurrency}", f"-d{duration_s}s", f"--timeout={timeout_s:g}s",
                 "-s", str(LUA_SCRIPT), target.url]
         env = {"BENCH_BODY_FILE": body_file.name, "BENCH_CONTENT_TYPE": target.body.content_type}
         window = CpuWindow(processes)
@@ -56,7 +56,7 @@ def run_level(target: Target, concurrency: int, duration_s: float, processes: di
     if child.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({child.returncode}): {child.output[-2000:]}")
     raw = json.loads(lines[-1][len(RESULT_PREFIX):])
-    usage[LOAD_GENERATOR] = {"cpu_seconds": child.cpu_seconds, "peak_rss_mib": child.peak_rss_mib}
+    usage[LOAD_GENERATOR] = {"cpu_seconds": child.cpu_seconds, "peak_rss_mb": child.peak_rss_mb}
     seconds = raw["duration_us"] / 1e6
     errors = raw["errors"]
     socket_errors = errors["connect"] + errors["read"] + errors["write"] + errors["timeout"]

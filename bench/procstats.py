@@ -15,16 +15,16 @@ from dataclasses import dataclass
 
 import psutil
 
-MIB = 1024 * 1024
+MB = 1_000_000  # decimal megabytes, as the targets are stated
 
 
-def peak_rss_mib(pid: int) -> float | None:
-    """Highest resident set size the process has had so far (VmHWM), in MiB; None if it is gone."""
+def peak_rss_mb(pid: int) -> float | None:
+    """Highest resident set size the process has had so far (VmHWM), in MB; None if it is gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / MIB
+                    return int(line.split()[1]) * 1024 / MB
     except OSError:
         return None
     return None
@@ -39,9 +39,9 @@ def cpu_seconds(pid: int) -> float | None:
     return times.user + times.system
 
 
-def rss_mib(pid: int) -> float | None:
+def rss_mb(pid: int) -> float | None:
     try:
-        return psutil.Process(pid).memory_info().rss / MIB
+        return psutil.Process(pid).memory_info().rss / MB
     except psutil.NoSuchProcess:
         return None
 
@@ -58,8 +58,8 @@ class CpuWindow:
         for name, pid in self.pids.items():
             now, before = cpu_seconds(pid), self.start[name]
             used = None if now is None or before is None else round(now - before, 3)
-            peak = peak_rss_mib(pid)
-            usage[name] = {"cpu_seconds": used, "peak_rss_mib": None if peak is None else round(peak, 1)}
+            peak = peak_rss_mb(pid)
+            usage[name] = {"cpu_seconds": used, "peak_rss_mb": None if peak is None else round(peak, 1)}
         return usage
 
 
@@ -68,7 +68,7 @@ class ChildResult:
     returncode: int
     output: str
     cpu_seconds: float
-    peak_rss_mib: float
+    peak_rss_mb: float
 
 
 def run_child(args: list[str], env: dict[str, str], timeout: float) -> ChildResult:
@@ -88,4 +88,4 @@ def run_child(args: list[str], env: dict[str, str], timeout: float) -> ChildResu
         output.seek(0)
         text = output.read().decode(errors="replace")
     return ChildResult(process.returncode, text, round(usage.ru_utime + usage.ru_stime, 3),
-                       round(usage.ru_maxrss / 1024, 1))
+                       round(usage.ru_maxrss * 1024 / MB, 1))

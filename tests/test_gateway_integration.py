@@ -57,8 +57,8 @@ def test_ready_and_models(gateway: GatewayHandle, openapi: dict[str, Any]) -> No
     check_schema(openapi, "Readiness", ready.json())
     models = requests.get(f"{gateway.url}/v1/models", timeout=10).json()
     check_schema(openapi, "ModelsResponse", models)
-    states = {m["name"]: [v["state"] for v in m["versions"]] for m in models["models"]}
-    assert states == {"mnist": ["AVAILABLE"], "anomaly": ["AVAILABLE"]}
+    states = {m["name"]: {v["state"] for v in m["versions"]} for m in models["models"]}
+    assert states == {"mnist": {"AVAILABLE"}, "anomaly": {"AVAILABLE"}}
 
 
 def test_mnist_test_digits_as_png_uploads(gateway: GatewayHandle, mnist_npz: Path,
@@ -76,7 +76,7 @@ def test_mnist_test_digits_as_png_uploads(gateway: GatewayHandle, mnist_npz: Pat
         body = response.json()
         if start == 0:
             check_schema(openapi, "DigitsResponse", body)
-            assert body["model"] == {"name": "mnist", "version": 1}
+            assert body["model"]["name"] == "mnist" and body["model"]["version"] >= 1
         predicted.extend(p["digit"] for p in body["predictions"])
     accuracy = float(np.mean(np.array(predicted) == labels))
     print(f"gateway MNIST accuracy on {len(labels)} PNG uploads: {accuracy:.4f}")

@@ -96,8 +96,20 @@ def test_labelled_anomaly_flagged_by_exported_model(trained_models: Path) -> Non
     assert not flagged[~inside].any()
 
 
+def run_as_session_bundle(export_dir: Path, signature: str, **feeds: np.ndarray) -> dict[str, np.ndarray]:
+    """Run a signature the way TF Serving does: the SavedModel loaded into a TF1 graph and session."""
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(export_dir))
+        signature_def = meta.signature_def[signature]
+        fetches = {name: info.name for name, info in signature_def.outputs.items()}
+        feed_dict = {signature_def.inputs[name].name: value for name, value in feeds.items()}
+        return session.run(fetches, feed_dict)
+
+
 def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
-    """Export freshly built models in-process and compare the SavedModel signatures with the Keras models."""
+    """Export freshly built models in-process; the signatures, loaded as TF2 functions and as TF1 session
+    bundles (TF Serving's way), give the Keras models' outputs."""
     from training import anomaly_export, anomaly_model, mnist_export, mnist_model
 
     keras_mnist = mnist_model.build_model()
@@ -107,14 +119,17 @@ def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
     expected = np.asarray(keras_mnist(images[..., None].astype(np.float32), training=False))
     np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(served["digit"].numpy(), expected.argmax(axis=1))
+    bundle = run_as_session_bundle(tmp_path / "mnist", "serving_default", image=images[..., None])
+    np.testing.assert_allclose(bundle["probabilities"], expected, rtol=1e-5, atol=1e-6)
 
     params = anomaly_model.AnomalyParams()
     forecaster = anomaly_model.build_forecaster(2, 8)
     scaler = anomaly_model.Scaler(np.array([10.0, -1.0], np.float32), np.array([2.0, 0.5], np.float32))
     calibration = anomaly_model.Calibration(np.array([0.3, 0.1], np.float32), -1.0, 0.7, 0.999, 0.99, 100)
-    module = anomaly_export.make_serving_module(forecaster, scaler, calibration, params, ["a", "b"], 60.0)
     sequence = np.random.default_rng(1).normal([10.0, -1.0], [2.0, 0.5], size=(200, 2)).astype(np.float32)
-    anomaly_export.save_anomaly(module, tmp_path / "anomaly", sequence)
+    anomaly_export.save_anomaly(
+        forecaster, scaler, calibration, params, ["a", "b"], 60.0, tmp_path / "anomaly", sequence
+    )
     served = tf.saved_model.load(str(tmp_path / "anomaly")).signatures["serving_default"](window=sequence[None])
     forecast = anomaly_model.forecast_raw(forecaster, scaler, sequence)
     np.testing.assert_allclose(served["forecast"].numpy()[0], forecast, rtol=1e-4, atol=1e-4)
@@ -124,6 +139,10 @@ def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
     z = (np.log(error + anomaly_model.EPSILON) - calibration.log_error_mean) / calibration.log_error_std
     expected_score = [anomaly_model.normal_cdf(value) for value in z]
     np.testing.assert_allclose(served["score"].numpy()[0], expected_score, atol=1e-4)
+    bundle = run_as_session_bundle(tmp_path / "anomaly", "serving_default", window=sequence[None])
+    np.testing.assert_allclose(bundle["score"][0], expected_score, atol=1e-4)
+    info = run_as_session_bundle(tmp_path / "anomaly", "model_info", window=sequence[None, :1])
+    assert info["sensor_names"].tolist() == [b"a", b"b"] and info["history_length"].tolist() == [37]
     assert (tmp_path / "anomaly" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
 
 
@@ -211,14 +230,14 @@ def test_bad_csv_gives_one_clear_error(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text(text, errors="surrogateescape")
     result = subprocess.run(
-        python_module("training", "anomaly", "--data", str(path), "--out", str(tmp_path / "models"), "--epochs", "1"),
+        python_module("training", "anomaly", "--data", str(path), "--out", str(tmp_path / "m"), "--epochs", "1"),
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
-    assert not (tmp_path / "models" / "anomaly").exists() or existing_versions(tmp_path / "models" / "anomaly") == []
+    assert existing_versions(tmp_path / "m" / "anomaly") == []
 
 
 def test_if_missing_skips_existing_models(tmp_path: Path) -> None:

@@ -137,6 +137,30 @@ def test_draw_a_digit_and_clear_with_the_keyboard(page) -> None:
     assert problems.messages == []
 
 
+def test_draw_a_one_with_touch(browser, gateway) -> None:
+    """Touch input on a phone-sized screen reaches the pad as Pointer Events too."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    try:
+        page = context.new_page()
+        problems = PageProblems(page, gateway.url.rstrip("/"))
+        page.goto(gateway.url)
+        box = page.locator("#pad").bounding_box()
+        x, top = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.15
+        touch = context.new_cdp_session(page)
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": top}]})
+        for step in range(1, 15):
+            point = {"x": x, "y": top + step * box["height"] * 0.05}
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        page.locator("#digit").filter(has_text=DIGIT).wait_for()
+        page.wait_for_load_state("networkidle")
+        assert page.locator("#digit").text_content() == "1"
+        page.screenshot(path=str(ARTIFACTS / "digit-touch-phone.png"))
+        assert problems.messages == []
+    finally:
+        context.close()
+
+
 def test_upload_a_nab_csv_and_see_the_anomaly(page, nab_dir: Path) -> None:
     page, problems = page
     page.set_input_files("#series-file", str(nab_dir / JUMPSUP))

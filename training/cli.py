@@ -254,9 +254,6 @@ def train_anomaly(args: argparse.Namespace, data: str | None, devices) -> None:
             "notes": series.notes,
         },
     )
-    module = anomaly_export.make_serving_module(
-        model, scaler, calibration, params, series.sensor_names, series.interval_seconds
-    )
     example = series.segments(params.history_length + 2)[-1][: params.window_steps * 4]
 
     def card(path: Path, rep: dict) -> None:
@@ -280,4 +277,6 @@ def train_anomaly(args: argparse.Namespace, data: str | None, devices) -> None:
             "interval_seconds, threshold, smoothing_steps, sensor_names",
         )
 
-    finish("anomaly", args, report, lambda tmp: anomaly_export.save_anomaly(module, tmp, example), card)
+    finish("anomaly", args, report, lambda tmp: anomaly_export.save_anomaly(
+            model, scaler, calibration, params, series.sensor_names, series.interval_seconds, tmp, example
+        ), card)

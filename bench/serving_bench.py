@@ -1,0 +1,205 @@
+"""`python -m bench`: throughput, latency and memory of the serving path, on this machine, in one run.
+
+Starts the local stack (model server + gateway under gunicorn, free ports) over a models folder, drives
+it with wrk from a separate process at several concurrency levels, then compares side by side: the
+gateway against a direct Predict, micro-batching on against off, and the model server's gRPC API
+against its REST API. Writes bench-results/bench.json and bench.png and prints a table with the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import load, payloads, profiling, report, sequential, stack, targets
+from bench.importtime import measure_import
+from bench.procstats import peak_rss_mb, rss_mb
+
+DIGITS_PATH = "/v1/digits:predict"
+SERIES_PATH = "/v1/anomaly:score"
+SCENARIOS = ("digit_1", "digits_32", "series_1000", "series_10080")
+MICROBATCH_ON_MS = "2"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=Path, default=Path("models"), help="folder with mnist/ and anomaly/")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="results folder")
+    parser.add_argument("--duration", type=int, default=5, help="whole seconds of load per level (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="whole seconds of untimed load per scenario (0: none)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64],
+                        help="concurrent connections per level (default 1 4 16 64)")
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--workers", type=int, default=2, help="gateway worker processes (default 2)")
+    parser.add_argument("--requests", type=int, default=300,
+                        help="sequential requests per path in the side-by-side latency comparisons")
+    parser.add_argument("--import-runs", type=int, default=5, help="fresh-process imports of the app to time")
+    parser.add_argument("--mnist-data", type=Path, default=payloads.DEFAULT_MNIST_NPZ,
+                        help="npz with x_test digits to send (absent: digits drawn with Pillow)")
+    parser.add_argument("--profile", nargs="*", default=[], metavar="SCENARIO:CONCURRENCY",
+                        help="after the measurements, record py-spy profiles of the stack under this load")
+    args = parser.parse_args(argv)
+    if args.duration < 1 or args.warmup < 0:  # wrk takes whole seconds
+        parser.error("--duration must be at least 1 and --warmup at least 0 (whole seconds)")
+    return args
+
+
+def machine_load() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def build_targets(gateway_url: str, rest_url: str, args: argparse.Namespace) -> dict[str, load.Target]:
+    images = payloads.digit_images(32, args.mnist_data)
+    info = payloads.anomaly_info(rest_url)
+    bodies = {
+        "digit_1": (DIGITS_PATH, payloads.single_digit(images), 1),
+        "digits_32": (DIGITS_PATH, payloads.multipart_digits(images), 32),
+        "series_1000": (SERIES_PATH, payloads.series_json(1000, info), 1000),
+        "series_10080": (SERIES_PATH, payloads.series_json(10_080, info), 10_080),
+    }
+    return {name: load.Target(name, gateway_url + path, body, items)
+            for name, (path, body, items) in bodies.items() if name in args.scenarios}
+
+
+def check_answer(target: load.Target) -> None:
+    """One request before the load: the scenario must succeed, with one prediction per digit or point."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(target.url, data=target.body.content,
+                                     headers={"Content-Type": target.body.content_type})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = json.load(response)
+    key = "predictions" if target.url.endswith(DIGITS_PATH) else "points"
+    if len(answer[key]) != target.items:
+        raise RuntimeError(f"{target.name}: expected {target.items} {key}, got {len(answer[key])}")
+
+
+def stack_pids(model_server: stack.ModelServer, gateway: stack.Gateway) -> dict[str, int]:
+    pids = {"model server": model_server.service.pid}
+    for index, pid in enumerate(gateway.service.worker_pids()):
+        pids[f"gateway worker {index + 1}"] = pid
+    return pids
+
+
+def run_scenarios(scenario_targets: dict[str, load.Target], levels: list[int], pids: dict[str, int],
+                  args: argparse.Namespace) -> dict[str, dict]:
+    results = {}
+    for name, target in scenario_targets.items():
+        check_answer(target)
+        if args.warmup > 0:
+            load.run_level(target, max(levels), args.warmup, pids)
+        rows = []
+        for concurrency in levels:
+            row = load.run_level(target, concurrency, args.duration, pids)
+            report.print_level(name, row)
+            rows.append(row)
+        results[name] = {"path": target.url.split("//", 1)[1].split("/", 1)[1], "items_per_request": target.items,
+                         "body_bytes": len(target.body.content), "levels": rows}
+    return results
+
+
+def compare_paths(gateway: stack.Gateway, model_server: stack.ModelServer, args: argparse.Namespace) -> dict:
+    """Sequential latency: gateway vs direct gRPC Predict (1 digit), and gRPC vs REST on the model server."""
+    images = payloads.digit_images(32, args.mnist_data)
+    warmup = max(10, args.requests // 10)
+    rest_predict = f"{model_server.rest_url}/v1/models/mnist:predict"
+    rows = {
+        "gateway_png_1": sequential.http_latency(gateway.url + DIGITS_PATH, payloads.single_digit(images),
+                                                 args.requests, warmup),
+        "grpc_1": sequential.grpc_latency(model_server.grpc_target, 1, args.requests, warmup),
+        "grpc_32": sequential.grpc_latency(model_server.grpc_target, 32, args.requests, warmup),
+        "rest_1": sequential.http_latency(rest_predict, payloads.rest_predict_json(images[:1]), args.requests,
+                                          warmup),
+        "rest_32": sequential.http_latency(rest_predict, payloads.rest_predict_json(images), args.requests,
+                                           warmup),
+    }
+    return {
+        "paths": rows,
+        "gateway_overhead_p50_ms": round(rows["gateway_png_1"]["p50_ms"] - rows["grpc_1"]["p50_ms"], 3),
+        "note": "one request at a time from one Python client; the gateway itself always calls the model "
+                "server over gRPC, the REST rows are the model server's own REST API for comparison",
+    }
+
+
+def worker_memory(gateway: stack.Gateway) -> list[dict]:
+    return [{"pid": pid, "rss_mb": round(rss_mb(pid) or 0.0, 1), "peak_rss_mb": round(peak_rss_mb(pid) or 0.0, 1)}
+            for pid in gateway.service.worker_pids()]
+
+
+def record_profiles(specs: list[str], scenario_targets: dict[str, load.Target], pids: dict[str, int],
+                    args: argparse.Namespace) -> dict:
+    profiles = {}
+    for spec in specs:
+        name, _, level = spec.partition(":")
+        target, concurrency = scenario_targets[name], int(level or 16)
+        recorders = {}
+        for process, pid in pids.items():
+            out = args.out / f"profile-{name}-c{concurrency}-{process.replace(' ', '-')}.txt"
+            recorders[process] = (out, profiling.start_recording(pid, args.duration, out))
+        row = load.run_level(target, concurrency, args.duration, pids)
+        for process, (out, recorder) in recorders.items():
+            recorder.wait(60)
+            profiles.setdefault(spec, {"load": row, "processes": {}})["processes"][process] = (
+                profiling.summarize(out) if out.exists() else {"samples": 0})
+    return profiles
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_dir = args.out / "logs"
+    log_dir.mkdir(exist_ok=True)
+    levels = sorted(set(args.concurrency))
+    results: dict = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_before": machine_load()},
+        "settings": {"models": str(args.models), "duration_s": args.duration, "concurrency": levels,
+                     "gateway_workers": args.workers, "load_generator": "wrk (1 thread, closed loop, keep-alive)"},
+    }
+    started = time.monotonic()
+    results["import"] = measure_import(args.import_runs)
+    with stack.model_server(args.models, log_dir) as model_server:
+        on_settings = {"GATEWAY_MICROBATCH_MS": MICROBATCH_ON_MS}
+        with stack.gateway(model_server.grpc_target, log_dir, "gateway", args.workers, on_settings) as gateway:
+            pids = stack_pids(model_server, gateway)
+            scenario_targets = build_targets(gateway.url, model_server.rest_url, args)
+            results["scenarios"] = run_scenarios(scenario_targets, levels, pids, args)
+            results["comparisons"] = compare_paths(gateway, model_server, args)
+            results["memory"] = {"gateway_workers": worker_memory(gateway),
+                                 "model_server_peak_rss_mb": round(peak_rss_mb(model_server.service.pid) or 0, 1)}
+            results["profiles"] = record_profiles(args.profile, scenario_targets, pids, args)
+        if "digit_1" in args.scenarios:
+            results["microbatching"] = compare_microbatching(model_server, results, levels, log_dir, args)
+    results["machine"]["load_average_after"] = machine_load()
+    results["wall_seconds"] = round(time.monotonic() - started, 1)
+    results["targets"] = targets.evaluate(results)
+    report.write(results, args.out)
+    report.print_summary(results)
+    return 0
+
+
+def compare_microbatching(model_server: stack.ModelServer, results: dict, levels: list[int], log_dir: Path,
+                          args: argparse.Namespace) -> dict:
+    """Single digits at the higher levels through a second gateway with GATEWAY_MICROBATCH_MS=0."""
+    compared = [c for c in levels if c >= 16] or levels
+    on_rows = [row for row in results["scenarios"]["digit_1"]["levels"] if row["concurrency"] in compared]
+    with stack.gateway(model_server.grpc_target, log_dir, "gateway-nobatch", args.workers,
+                       {"GATEWAY_MICROBATCH_MS": "0"}) as gateway:
+        target = build_targets(gateway.url, model_server.rest_url, args)["digit_1"]
+        pids = stack_pids(model_server, gateway)
+        check_answer(target)
+        if args.warmup > 0:
+            load.run_level(target, max(compared), args.warmup, pids)
+        off_rows = []
+        for concurrency in compared:
+            row = load.run_level(target, concurrency, args.duration, pids)
+            report.print_level("digit_1 (microbatch off)", row)
+            off_rows.append(row)
+    return {"on": {"microbatch_ms": float(MICROBATCH_ON_MS), "levels": on_rows},
+            "off": {"microbatch_ms": 0.0, "levels": off_rows}}

@@ -1,0 +1,57 @@
+"""Smoke test of `python -m bench`: a real stack, real wrk load for one second per level, real results."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.processes import REPO_ROOT, python_module
+
+SCENARIOS = ("digit_1", "digits_32", "series_1000", "series_10080")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_bench_runs_every_scenario_without_errors(trained_models: Path, mnist_npz: Path, tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (Debian package wrk, listed in .ci/apt-packages.txt)")
+    out = tmp_path / "results"
+    command = python_module(
+        "bench", "--models", str(trained_models), "--out", str(out), "--duration", "1", "--warmup", "0",
+        "--concurrency", "2", "--requests", "20", "--import-runs", "1", "--mnist-data", str(mnist_npz),
+    )
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=200)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+
+    results = json.loads((out / "bench.json").read_text())
+    assert (out / "bench.png").stat().st_size > 10_000
+    assert set(results["scenarios"]) == set(SCENARIOS)
+    for name, scenario in results["scenarios"].items():
+        [level] = scenario["levels"]
+        assert level["concurrency"] == 2
+        assert level["requests"] > 0 and level["requests_per_s"] > 0, name
+        assert level["items_per_s"] == pytest.approx(level["requests_per_s"] * scenario["items_per_request"],
+                                                     rel=0.01)
+        assert level["errors"]["total"] == 0, (name, level["errors"])
+        latency = level["latency_ms"]
+        assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"], (name, latency)
+        processes = level["processes"]
+        assert {"model server", "gateway worker 1", "gateway worker 2", "load generator (wrk)"} <= set(processes)
+        assert processes["model server"]["cpu_seconds"] > 0
+        assert all(usage["peak_rss_mb"] > 1 for usage in processes.values())
+
+    [off] = results["microbatching"]["off"]["levels"]
+    assert off["requests"] > 0 and off["errors"]["total"] == 0
+    paths = results["comparisons"]["paths"]
+    assert set(paths) == {"gateway_png_1", "grpc_1", "grpc_32", "rest_1", "rest_32"}
+    assert all(row["requests"] == 20 and row["p50_ms"] > 0 for row in paths.values())
+    assert results["import"]["tensorflow_loaded"] is False
+    assert len(results["memory"]["gateway_workers"]) == 2
+    statuses = {row["target"]: row["status"] for row in results["targets"]}
+    assert statuses["errors over every level (non-2xx + socket)"] == "PASS"
+    assert statuses["single digits at 16 clients: throughput"] == "n/a"  # that level was not run
+    assert set(statuses.values()) <= {"PASS", "MISS", "n/a"}
