@@ -36,4 +36,4 @@ test: venv lint
 	$(BIN)/python -m pytest
 
 protos: venv
-	$(BIN)/python -m grpc_tools.protoc -Iserving/protos --python_out=serving/protos --pyi_out=serving/protos serving/protos/tfs_lite.proto
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. serving/protos/tfs_lite.proto serving/protos/tfs_config.proto

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.payloads import Body
-from bench.procstats import CpuWindow, run_child
+from bench.procstats import CpuWindow, run_child, wait_until_idle
 
 LUA_SCRIPT = Path(__file__).resolve().parent / "wrk_post.lua"
 RESULT_PREFIX = "BENCH_RESULT "
@@ -42,7 +42,13 @@ def wrk_path() -> str:
 
 def run_level(target: Target, concurrency: int, duration_s: int, processes: dict[str, int],
               timeout_s: float = 30.0) -> dict:
-    """One load level: `concurrency` connections for `duration_s`; throughput, latency, errors, CPU and RSS."""
+    """One load level: `concurrency` connections for `duration_s`; throughput, latency, errors, CPU and RSS.
+
+    Starts once the servers are idle, so a level never inherits the previous one's queued requests. Requests
+    still in flight when the time is up are not counted (wrk's rule), so a level with very slow requests
+    reports slightly less than it did; `completed` is False when no request finished at all.
+    """
+    settle_s = wait_until_idle(list(processes.values()))
     with tempfile.NamedTemporaryFile(suffix=".body") as body_file:
         body_file.write(target.body.content)
         body_file.flush()
@@ -62,6 +68,8 @@ def run_level(target: Target, concurrency: int, duration_s: int, processes: dict
     socket_errors = errors["connect"] + errors["read"] + errors["write"] + errors["timeout"]
     return {
         "concurrency": concurrency,
+        "settle_s": settle_s,
+        "completed": raw["requests"] > 0,
         "duration_s": round(seconds, 3),
         "requests": raw["requests"],
         "requests_per_s": round(raw["requests"] / seconds, 1),

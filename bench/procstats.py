@@ -46,6 +46,23 @@ def rss_mb(pid: int) -> float | None:
         return None
 
 
+def wait_until_idle(pids: list[int], max_cores: float = 0.15, interval: float = 0.25, timeout: float = 60.0) -> float:
+    """Wait until the processes together use less than `max_cores` of CPU; returns the seconds waited.
+
+    A load level that ends leaves requests queued in the servers (wrk stops counting, the servers go on);
+    the next level must not start into that backlog.
+    """
+    started = time.monotonic()
+    previous = sum(cpu_seconds(pid) or 0.0 for pid in pids)
+    while time.monotonic() - started < timeout:
+        time.sleep(interval)
+        current = sum(cpu_seconds(pid) or 0.0 for pid in pids)
+        if (current - previous) / interval < max_cores:
+            break
+        previous = current
+    return round(time.monotonic() - started, 2)
+
+
 class CpuWindow:
     """CPU seconds used by named processes between `__init__` and `finish()`, with their peak RSS."""
 

@@ -15,7 +15,13 @@ def print_level(scenario: str, row: dict) -> None:
     cpu = "  ".join(f"{name} {usage['cpu_seconds']}s" for name, usage in row["processes"].items())
     print(f"{scenario:<26} c={row['concurrency']:<3} {row['requests_per_s']:>8.1f} req/s "
           f"{row['items_per_s']:>10.1f} items/s  p50 {latency['p50']:>8.2f}  p95 {latency['p95']:>8.2f}  "
-          f"p99 {latency['p99']:>8.2f} ms  errors {row['errors']['total']}  | cpu: {cpu}", flush=True)
+          f"p99 {latency['p99']:>8.2f} ms  errors {row['errors']['total']}{_per_predict(row)}  | cpu: {cpu}",
+          flush=True)
+
+
+def _per_predict(row: dict) -> str:
+    value = row.get("images_per_predict")
+    return "" if value is None else f"  images/Predict {value}"
 
 
 def write(results: dict, out: Path) -> None:
@@ -77,7 +83,8 @@ def print_summary(results: dict) -> None:
         print("\nsequential latency (one Python client)     p50 ms    p95 ms    p99 ms")
         for name, row in comparisons["paths"].items():
             print(f"  {name:<40} {row['p50_ms']:>7.3f}   {row['p95_ms']:>7.3f}   {row['p99_ms']:>7.3f}")
-        print(f"  gateway overhead (p50): {comparisons['gateway_overhead_p50_ms']:.3f} ms")
+        print(f"  gateway overhead (p50): {comparisons['gateway_overhead_p50_ms']:.3f} ms; inside the gateway app "
+              "(mean ms): " + ", ".join(f"{k} {v}" for k, v in comparisons["gateway_png_1_stages_ms"].items()))
     workers = results.get("memory", {}).get("gateway_workers", [])
     if workers:
         print("\ngateway workers: " + ", ".join(f"pid {w['pid']} RSS {w['rss_mb']} MB (peak {w['peak_rss_mb']} MB)"

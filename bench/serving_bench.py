@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import load, payloads, profiling, report, sequential, stack, targets
+from bench import gatewaymetrics, load, payloads, profiling, report, sequential, stack, targets
 from bench.importtime import measure_import
 from bench.procstats import peak_rss_mb, rss_mb
 
@@ -23,6 +23,7 @@ DIGITS_PATH = "/v1/digits:predict"
 SERIES_PATH = "/v1/anomaly:score"
 SCENARIOS = ("digit_1", "digits_32", "series_1000", "series_10080")
 MICROBATCH_ON_MS = "2"
+WARMUP_CONCURRENCY = 4
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,9 +41,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--import-runs", type=int, default=5, help="fresh-process imports of the app to time")
     parser.add_argument("--mnist-data", type=Path, default=payloads.DEFAULT_MNIST_NPZ,
                         help="npz with x_test digits to send (absent: digits drawn with Pillow)")
+    parser.add_argument("--gateway-env", nargs="*", default=[], metavar="GATEWAY_NAME=VALUE",
+                        help="extra settings for the gateway under test, e.g. GATEWAY_ANOMALY_CHUNK_POINTS=256")
     parser.add_argument("--profile", nargs="*", default=[], metavar="SCENARIO:CONCURRENCY",
                         help="after the measurements, record py-spy profiles of the stack under this load")
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.gateway_env):
+        parser.error("--gateway-env takes NAME=VALUE items")
     if args.duration < 1 or args.warmup < 0:  # wrk takes whole seconds
         parser.error("--duration must be at least 1 and --warmup at least 0 (whole seconds)")
     return args
@@ -86,16 +91,30 @@ def stack_pids(model_server: stack.ModelServer, gateway: stack.Gateway) -> dict[
     return pids
 
 
-def run_scenarios(scenario_targets: dict[str, load.Target], levels: list[int], pids: dict[str, int],
+def measure_level(gateway_url: str, target: load.Target, concurrency: int, duration: int,
+                  pids: dict[str, int]) -> dict:
+    """A load level plus the gateway's own view of it: mean time per stage and images per Predict call."""
+    before = gatewaymetrics.snapshot(gateway_url)
+    row = load.run_level(target, concurrency, duration, pids)
+    after = gatewaymetrics.snapshot(gateway_url)
+    path = target.url[len(gateway_url):]
+    row["gateway_stages_ms"] = gatewaymetrics.stage_means_ms(before, after, path)
+    if path == DIGITS_PATH:
+        per_predict = gatewaymetrics.mean_between(before, after, "gateway_batch_size", model="mnist")
+        row["images_per_predict"] = None if per_predict is None else round(per_predict, 2)
+    return row
+
+
+def run_scenarios(gateway_url: str, scenario_targets: dict[str, load.Target], levels: list[int], pids: dict[str, int],
                   args: argparse.Namespace) -> dict[str, dict]:
     results = {}
     for name, target in scenario_targets.items():
         check_answer(target)
         if args.warmup > 0:
-            load.run_level(target, max(levels), args.warmup, pids)
+            load.run_level(target, min(max(levels), WARMUP_CONCURRENCY), args.warmup, pids)
         rows = []
         for concurrency in levels:
-            row = load.run_level(target, concurrency, args.duration, pids)
+            row = measure_level(gateway_url, target, concurrency, args.duration, pids)
             report.print_level(name, row)
             rows.append(row)
         results[name] = {"path": target.url.split("//", 1)[1].split("/", 1)[1], "items_per_request": target.items,
@@ -108,6 +127,7 @@ def compare_paths(gateway: stack.Gateway, model_server: stack.ModelServer, args:
     images = payloads.digit_images(32, args.mnist_data)
     warmup = max(10, args.requests // 10)
     rest_predict = f"{model_server.rest_url}/v1/models/mnist:predict"
+    before = gatewaymetrics.snapshot(gateway.url)
     rows = {
         "gateway_png_1": sequential.http_latency(gateway.url + DIGITS_PATH, payloads.single_digit(images),
                                                  args.requests, warmup),
@@ -120,6 +140,8 @@ def compare_paths(gateway: stack.Gateway, model_server: stack.ModelServer, args:
     }
     return {
         "paths": rows,
+        "gateway_png_1_stages_ms": gatewaymetrics.stage_means_ms(before, gatewaymetrics.snapshot(gateway.url),
+                                                                 DIGITS_PATH),
         "gateway_overhead_p50_ms": round(rows["gateway_png_1"]["p50_ms"] - rows["grpc_1"]["p50_ms"], 3),
         "note": "one request at a time from one Python client; the gateway itself always calls the model "
                 "server over gRPC, the REST rows are the model server's own REST API for comparison",
@@ -160,16 +182,18 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_before": machine_load()},
         "settings": {"models": str(args.models), "duration_s": args.duration, "concurrency": levels,
-                     "gateway_workers": args.workers, "load_generator": "wrk (1 thread, closed loop, keep-alive)"},
+                     "gateway_workers": args.workers, "gateway_env": args.gateway_env,
+                     "load_generator": "wrk (1 thread, closed loop, keep-alive)"},
     }
     started = time.monotonic()
     results["import"] = measure_import(args.import_runs)
     with stack.model_server(args.models, log_dir) as model_server:
-        on_settings = {"GATEWAY_MICROBATCH_MS": MICROBATCH_ON_MS}
+        extra = dict(item.split("=", 1) for item in args.gateway_env)
+        on_settings = {"GATEWAY_MICROBATCH_MS": MICROBATCH_ON_MS, **extra}
         with stack.gateway(model_server.grpc_target, log_dir, "gateway", args.workers, on_settings) as gateway:
             pids = stack_pids(model_server, gateway)
             scenario_targets = build_targets(gateway.url, model_server.rest_url, args)
-            results["scenarios"] = run_scenarios(scenario_targets, levels, pids, args)
+            results["scenarios"] = run_scenarios(gateway.url, scenario_targets, levels, pids, args)
             results["comparisons"] = compare_paths(gateway, model_server, args)
             results["memory"] = {"gateway_workers": worker_memory(gateway),
                                  "model_server_peak_rss_mb": round(peak_rss_mb(model_server.service.pid) or 0, 1)}
@@ -198,7 +222,7 @@ def compare_microbatching(model_server: stack.ModelServer, results: dict, levels
             load.run_level(target, max(compared), args.warmup, pids)
         off_rows = []
         for concurrency in compared:
-            row = load.run_level(target, concurrency, args.duration, pids)
+            row = measure_level(gateway.url, target, concurrency, args.duration, pids)
             report.print_level("digit_1 (microbatch off)", row)
             off_rows.append(row)
     return {"on": {"microbatch_ms": float(MICROBATCH_ON_MS), "levels": on_rows},

@@ -41,9 +41,10 @@ def _best_items_per_s(scenario: str) -> Callable[[dict], float | None]:
 
 
 def _all_errors(results: dict) -> float | None:
+    """Failed requests over all levels; a level in which not one request finished counts as one more."""
     rows = [row for scenario in results.get("scenarios", {}).values() for row in scenario["levels"]]
     rows += results.get("microbatching", {}).get("off", {}).get("levels", [])
-    return float(sum(row["errors"]["total"] for row in rows)) if rows else None
+    return float(sum(row["errors"]["total"] + (row["requests"] == 0) for row in rows)) if rows else None
 
 
 def _worker_peak_rss(results: dict) -> float | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.processes import ManagedProcess, free_port, http_ok, python_module
 
@@ -40,7 +41,8 @@ class GatewayHandle:
         deadline = time.monotonic() + timeout
         while not http_ok(f"{self.url}/readyz", timeout=5.0):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"gateway {self.url} not ready after {timeout}s:\n{self.log()}")
+                reason = requests.get(f"{self.url}/readyz", timeout=10).text
+                raise RuntimeError(f"gateway {self.url} not ready after {timeout}s: {reason}\n{self.log()}")
             time.sleep(0.2)
 
     def log(self) -> str:

@@ -86,8 +86,9 @@ def value(prometheus, promql: str) -> float:
 
 
 def wait_value(prometheus, promql: str, expected: float, timeout: float = 30.0) -> float:
+    """The query's value once it reaches `expected` (scrapes lag a little), or its last value at the timeout."""
     deadline = time.monotonic() + timeout
-    while (found := value(prometheus, promql)) != expected and time.monotonic() < deadline:
+    while (found := value(prometheus, promql)) < expected and time.monotonic() < deadline:
         time.sleep(0.5)
     return found
 
@@ -129,13 +130,14 @@ def test_local_stack(trained_models: Path, mnist_npz: Path, tmp_path: Path) -> N
         scored_points = value(prometheus, "sum(gateway_anomaly_points_scored_total)")
         assert 0.9 * points <= scored_points <= points
         assert value(prometheus, "sum(gateway_anomaly_points_flagged_total)") > 0
-        predict_calls = value(prometheus, 'sum(:tensorflow:serving:request_count{model_name="mnist",status="OK"})')
-        assert predict_calls >= DIGITS
+        tfs_requests = 'sum(:tensorflow:serving:request_count{model_name="mnist",status="OK"})'
+        assert wait_value(prometheus, tfs_requests, DIGITS) >= DIGITS
         assert value(prometheus, 'sum(gateway_model_ready)') == 2
+        prometheus.wait_for("sum(rate(gateway_requests_total[1m])) > 0")
         queries = all_panel_queries()
         assert unparsable_panels(prometheus, queries) == {}
-        empty = [q for q in panels_without_data(prometheus, queries) if not any(w in q.title for w in MAY_BE_EMPTY)]
-        assert empty == [], [f"{q.title}: {q.expr}" for q in empty]
+        empty = [q for q in panels_without_data(prometheus, queries) if not any(w in q.panel for w in MAY_BE_EMPTY)]
+        assert empty == [], [f"{q.panel}: {q.expr}" for q in empty]
 
         # 2. The model server dies under traffic: quick 503/504, not ready, alert fires.
         loop = TrafficLoop(gateway.url, images[0])

@@ -218,7 +218,7 @@ BAD_CSVS = {
     "no_header.csv": ("2024-01-01 00:00:00,1.0\n2024-01-01 00:05:00,2.0\n", "header must be 'timestamp"),
     "bad_time.csv": (f"timestamp,value\n{GOOD_ROW}yesterday,2\n", "line 3: unparsable timestamp 'yesterday'"),
     "not_number.csv": (f"timestamp,value\n{GOOD_ROW}2024-01-01 00:05:00,abc\n", "line 3: column 'value': not a number"),
-    "too_few.csv": ("timestamp,value\n" + "".join(f"2024-01-01 00:{m:02d}:00,1\n" for m in range(0, 60, 5)), "at least"),
+    "too_few.csv": ("timestamp,value\n" + "".join(f"2024-01-01 00:{m:02d}:00,1\n" for m in range(12)), "at least"),
     "empty.csv": ("", "not a readable CSV"),
     "binary.csv": ("\x00\x01\x02garbage\xff", "header must be"),
 }

@@ -278,6 +278,13 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
     }
 
 
+def _page(operation_id: str, summary: str) -> dict[str, Any]:
+    html = {"text/html": {"schema": {"type": "string"}}}
+    return {"get": {"tags": ["pages"], "operationId": operation_id, "summary": summary,
+                    "responses": {"200": {"description": "An HTML page (strict Content-Security-Policy).",
+                                          "content": html}}}}
+
+
 def openapi_document(config: GatewayConfig) -> dict[str, Any]:
     plain_get = {"tags": ["operations"]}
     return {
@@ -290,7 +297,7 @@ def openapi_document(config: GatewayConfig) -> dict[str, Any]:
                 "TensorFlow Serving. Every error is `{\"error\": {\"code\", \"message\"}}`."
             ),
         },
-        "tags": [{"name": "digits"}, {"name": "anomaly"}, {"name": "operations"}],
+        "tags": [{"name": "digits"}, {"name": "anomaly"}, {"name": "operations"}, {"name": "pages"}],
         "paths": {
             "/v1/digits:predict": {"post": _digits_operation(config)},
             "/v1/anomaly:score": {"post": _anomaly_operation(config)},
@@ -311,6 +318,13 @@ def openapi_document(config: GatewayConfig) -> dict[str, Any]:
                     "503": {"description": "Not ready; `error.message` and `models` say why.",
                             "content": _json_content(_ref("Readiness"))},
                 },
+            }},
+            "/": _page("webClient", "The web client (files under /static/)"),
+            "/docs": _page("apiReference", "This reference, rendered from /openapi.json"),
+            "/openapi.json": {"get": {
+                "tags": ["pages"], "operationId": "openapiDocument", "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1 document.",
+                                      "content": _json_content({"type": "object"})}},
             }},
             "/metrics": {"get": {
                 **plain_get, "operationId": "metrics", "summary": "Prometheus metrics (text format)",
