@@ -22,10 +22,15 @@ def py_spy() -> str:
     return found
 
 
-def start_recording(pid: int, seconds: float, out: Path, rate: int = 100) -> subprocess.Popen:
-    """py-spy record in the background, collapsed-stack output; --nonblocking so the target never pauses."""
+def start_recording(pid: int, seconds: float, out: Path, gil_only: bool, rate: int = 100) -> subprocess.Popen:
+    """py-spy record in the background, collapsed-stack output; --nonblocking so the target never pauses.
+
+    `gil_only` samples only the thread holding the GIL: the Python work of a process whose other threads
+    mostly wait (gateway workers). Without it, threads that wait inside C calls are sampled too, which is
+    what shows a model server's time inside TensorFlow (which runs without the GIL).
+    """
     args = [py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
-            "--format", "raw", "--nonblocking", "--output", str(out)]
+            "--format", "raw", "--nonblocking", "--output", str(out), *(["--gil"] if gil_only else [])]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -153,7 +153,7 @@ def worker_memory(gateway: stack.Gateway) -> list[dict]:
             for pid in gateway.service.worker_pids()]
 
 
-def record_profiles(specs: list[str], scenario_targets: dict[str, load.Target], pids: dict[str, int],
+def record_profiles(gateway_url: str, specs: list[str], scenario_targets: dict[str, load.Target], pids: dict[str, int],
                     args: argparse.Namespace) -> dict:
     profiles = {}
     for spec in specs:
@@ -162,8 +162,9 @@ def record_profiles(specs: list[str], scenario_targets: dict[str, load.Target], 
         recorders = {}
         for process, pid in pids.items():
             out = args.out / f"profile-{name}-c{concurrency}-{process.replace(' ', '-')}.txt"
-            recorders[process] = (out, profiling.start_recording(pid, args.duration, out))
-        row = load.run_level(target, concurrency, args.duration, pids)
+            gil_only = process.startswith("gateway")
+            recorders[process] = (out, profiling.start_recording(pid, args.duration, out, gil_only))
+        row = measure_level(gateway_url, target, concurrency, args.duration, pids)
         for process, (out, recorder) in recorders.items():
             recorder.wait(60)
             profiles.setdefault(spec, {"load": row, "processes": {}})["processes"][process] = (
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             results["comparisons"] = compare_paths(gateway, model_server, args)
             results["memory"] = {"gateway_workers": worker_memory(gateway),
                                  "model_server_peak_rss_mb": round(peak_rss_mb(model_server.service.pid) or 0, 1)}
-            results["profiles"] = record_profiles(args.profile, scenario_targets, pids, args)
+            results["profiles"] = record_profiles(gateway.url, args.profile, scenario_targets, pids, args)
         if "digit_1" in args.scenarios:
             results["microbatching"] = compare_microbatching(model_server, results, levels, log_dir, args)
     results["machine"]["load_average_after"] = machine_load()

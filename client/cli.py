@@ -68,13 +68,13 @@ def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
         print(to_json(result))
         return EXIT_OK
     scored = sum(p.score is not None for p in result.points)
-    print(f"{args.csv}: {len(result.points)} points, {scored} scored, threshold {result.threshold:.3f}, "
+    print(f"{args.csv}: {len(result.points)} points, {scored} scored, threshold {result.threshold:.4g}, "
           f"model {result.model.name} v{result.model.version}")
     print(f"{len(result.anomalies)} anomalous segment(s)")
     if result.anomalies:
         print(table(
             ("START", "END", "POINTS", "PEAK SCORE", "PEAK AT"),
-            [(when(a.start), when(a.end), a.points, f"{a.peak_score:.3f}", when(a.peak_at))
+            [(when(a.start), when(a.end), a.points, f"{a.peak_score:.4g}", when(a.peak_at))
              for a in result.anomalies],
         ))
     if args.plot:

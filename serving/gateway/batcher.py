@@ -1,26 +1,23 @@
-"""Micro-batching: digit requests that arrive within a few milliseconds share one Predict call.
+"""Micro-batching: digit requests of one worker that arrive together share one Predict call.
 
-Each gthread worker runs one batcher thread (started on first use, i.e. after the fork). A request
-hands its images to `submit` and blocks; the thread takes the first waiting request, gathers more
-for at most `window_seconds` (or until `max_items` images), runs one Predict on the concatenation
-and gives every request its own slice of the outputs, or the shared error. While a Predict is in
-flight the next batch fills up, so under load the batches grow by themselves.
+Leader/follower, without a batcher thread: a request that finds no batch being run becomes the
+leader and runs the Predict on its own thread; requests arriving meanwhile queue up and wait. When
+the leader's call returns, it hands every waiting request its slice of the outputs (or the shared
+error) and promotes the oldest still-queued request to lead the next batch. So a lone request pays
+no thread hand-off, and under load the batches grow by themselves while a Predict is in flight.
 
-The window is only waited out while another request of this worker is still being decoded (it
-entered `incoming()` and will submit soon); a lone request goes upstream at once, so batching costs
-an idle gateway no latency.
+Before running, the leader waits up to `window_seconds` for more requests, but only while another
+request of this worker is still being decoded (it entered `incoming()` and will submit soon).
 """
 
 from __future__ import annotations
 
-import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,7 +30,16 @@ RunBatch = Callable[[np.ndarray, float], Prediction]
 class _Pending:
     items: np.ndarray
     deadline: float
-    future: Future[Prediction] = field(default_factory=Future)
+    result: Prediction | None = None
+    error: BaseException | None = None
+    done: bool = False
+    promoted: bool = False
+
+    def outcome(self) -> Prediction:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 class MicroBatcher:
@@ -43,74 +49,87 @@ class MicroBatcher:
         self.run_batch = run_batch
         self.window_seconds = window_seconds
         self.max_items = max_items
-        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._pid = -1
+        self._cond = threading.Condition()
+        self._queue: deque[_Pending] = deque()
+        self._leading = False
         self._incoming = 0
 
     @contextmanager
     def incoming(self) -> Iterator[None]:
-        """Wrap the decoding of a request that will `submit`: the batcher then waits for it."""
-        with self._lock:
+        """Wrap the decoding of a request that will `submit`: a leader then waits for it."""
+        with self._cond:
             self._incoming += 1
         try:
             yield
         finally:
-            with self._lock:
+            with self._cond:
                 self._incoming -= 1
+                self._cond.notify_all()
 
     def submit(self, items: np.ndarray, deadline: float) -> Prediction:
         """The prediction for `items` alone (outputs sliced to its rows); raises what the batch raised."""
         if len(items) >= self.max_items:
             return self.run_batch(items, deadline)
-        self._ensure_thread()
         pending = _Pending(items, deadline)
-        self._queue.put(pending)
-        return pending.future.result()
+        with self._cond:
+            self._queue.append(pending)
+            self._cond.notify_all()
+            if self._leading:
+                while not (pending.done or pending.promoted):
+                    self._cond.wait()
+                if pending.done:
+                    return pending.outcome()
+            self._leading = True
+        self._lead()
+        return pending.outcome()
 
-    def _ensure_thread(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid != os.getpid():
-                threading.Thread(target=self._loop, name="digit-batcher", daemon=True).start()
-                self._pid = os.getpid()
-
-    def _loop(self) -> None:
-        carry: _Pending | None = None
-        while True:
-            first = carry or self._queue.get()
-            batch, carry = self._gather(first)
+    def _lead(self) -> None:
+        """Gather a batch (the queue's head is this thread's own request), run it, hand over."""
+        batch: list[_Pending] = []
+        try:
+            batch = self._gather()
             self._run(batch)
+        finally:
+            with self._cond:
+                for pending in batch:
+                    pending.done = True
+                if self._queue:
+                    self._queue[0].promoted = True
+                else:
+                    self._leading = False
+                self._cond.notify_all()
 
-    def _gather(self, first: _Pending) -> tuple[list[_Pending], _Pending | None]:
-        batch, count = [first], len(first.items)
+    def _gather(self) -> list[_Pending]:
         close_at = time.monotonic() + self.window_seconds
-        while count < self.max_items:
-            wait = close_at - time.monotonic()
-            someone_coming = wait > 0 and self._incoming > 0
-            try:
-                pending = self._queue.get(timeout=wait) if someone_coming else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if count + len(pending.items) > self.max_items:
-                return batch, pending
-            batch.append(pending)
-            count += len(pending.items)
-        return batch, None
+        with self._cond:
+            while self._incoming and self._queued_items() < self.max_items:
+                wait = close_at - time.monotonic()
+                if wait <= 0:
+                    break
+                self._cond.wait(wait)
+            batch = [self._queue.popleft()]
+            count = len(batch[0].items)
+            while self._queue and count + len(self._queue[0].items) <= self.max_items:
+                pending = self._queue.popleft()
+                batch.append(pending)
+                count += len(pending.items)
+            return batch
+
+    def _queued_items(self) -> int:
+        return sum(len(pending.items) for pending in self._queue)
 
     def _run(self, batch: list[_Pending]) -> None:
         deadline = min(pending.deadline for pending in batch)
         try:
             items = batch[0].items if len(batch) == 1 else np.concatenate([p.items for p in batch])
             prediction = self.run_batch(items, deadline)
-        except BaseException as exc:  # handed to every waiting request, which re-raises it
+        except Exception as exc:  # every request of the batch re-raises it
             for pending in batch:
-                pending.future.set_exception(exc)
+                pending.error = exc
             return
         start = 0
         for pending in batch:
             stop = start + len(pending.items)
             outputs = {key: value[start:stop] for key, value in prediction.outputs.items()}
-            pending.future.set_result(Prediction(outputs=outputs, version=prediction.version))
+            pending.result = Prediction(outputs=outputs, version=prediction.version)
             start = stop

@@ -169,6 +169,11 @@
     }
   }
 
+  /** A score in [0, 1] with enough digits to tell 0.9995 from 1 (scores near 1 matter most). */
+  function formatScore(score) {
+    return String(Number(score.toPrecision(4)));
+  }
+
   function percent(p) {
     return `${(100 * p).toFixed(1)}%`;
   }
@@ -243,7 +248,7 @@
       listSegments(answer.anomalies);
       const scored = answer.points.filter((p) => p.score !== null).length;
       status.textContent =
-        `${answer.points.length} points, ${scored} scored, threshold ${answer.threshold.toFixed(3)}: ` +
+        `${answer.points.length} points, ${scored} scored, threshold ${formatScore(answer.threshold)}: ` +
         `${answer.anomalies.length} anomalous segment${answer.anomalies.length === 1 ? "" : "s"} ` +
         `(model ${answer.model.name} v${answer.model.version}).`;
     } catch (err) {
@@ -328,7 +333,7 @@
         x: start - 1.5, y: c.top, width: Math.max(3, end - start + 3),
         height: scoreTop + c.scoreHeight - c.top, class: "anomaly-band",
       }, root);
-      svg("title", {}, band).textContent = `Anomaly ${segment.start} – ${segment.end}, peak ${segment.peak_score.toFixed(3)}`;
+      svg("title", {}, band).textContent = `Anomaly ${segment.start} – ${segment.end}, peak ${formatScore(segment.peak_score)}`;
     }
 
     const allValues = Object.values(parsed.columns).flat();
@@ -385,7 +390,7 @@
       item.className = "segment";
       item.textContent =
         `${a.start} to ${a.end}: ${a.points} point${a.points === 1 ? "" : "s"}, ` +
-        `peak score ${a.peak_score.toFixed(3)} at ${a.peak_at}`;
+        `peak score ${formatScore(a.peak_score)} at ${a.peak_at}`;
       list.appendChild(item);
     }
   }
