@@ -64,6 +64,7 @@ def run_level(target: Target, concurrency: int, duration_s: int, processes: dict
     raw = json.loads(lines[-1][len(RESULT_PREFIX):])
     usage[LOAD_GENERATOR] = {"cpu_seconds": child.cpu_seconds, "peak_rss_mb": child.peak_rss_mb}
     seconds = raw["duration_us"] / 1e6
+    stack_cpu = sum(usage[name]["cpu_seconds"] or 0.0 for name in processes)
     errors = raw["errors"]
     socket_errors = errors["connect"] + errors["read"] + errors["write"] + errors["timeout"]
     return {
@@ -78,4 +79,6 @@ def run_level(target: Target, concurrency: int, duration_s: int, processes: dict
         "errors": {"non_2xx": errors["status"], "socket": socket_errors, "total": errors["status"] + socket_errors,
                    "detail": errors},
         "processes": usage,
+        # CPU the servers spent per answered request: unlike req/s, hardly affected by other load on the machine.
+        "stack_cpu_ms_per_request": round(stack_cpu * 1e3 / raw["requests"], 3) if raw["requests"] else None,
     }

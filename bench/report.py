@@ -72,12 +72,17 @@ def plot(results: dict, path: Path) -> None:
 
 
 def print_summary(results: dict) -> None:
-    print("\nscenario                    c    req/s      items/s    p50 ms    p95 ms    p99 ms  errors")
+    print("\nscenario                    c    req/s      items/s    p50 ms    p95 ms    p99 ms  errors  cpu ms/req")
     for name, scenario in results.get("scenarios", {}).items():
         for row in scenario["levels"]:
             _print_row(name, row)
     for row in results.get("microbatching", {}).get("off", {}).get("levels", []):
         _print_row("digit_1, micro-batch off", row)
+    batching = results.get("microbatching", {})
+    on, off = (batching.get(key, {}).get("sequential") for key in ("on", "off"))
+    if on and off:
+        print(f"one digit at a time through the gateway, p50: micro-batching on {on['p50_ms']} ms, "
+              f"off {off['p50_ms']} ms")
     comparisons = results.get("comparisons")
     if comparisons:
         print("\nsequential latency (one Python client)     p50 ms    p95 ms    p99 ms")
@@ -105,4 +110,5 @@ def print_summary(results: dict) -> None:
 def _print_row(name: str, row: dict) -> None:
     latency = row["latency_ms"]
     print(f"{name:<26} {row['concurrency']:>3} {row['requests_per_s']:>8.1f} {row['items_per_s']:>12.1f} "
-          f"{latency['p50']:>9.2f} {latency['p95']:>9.2f} {latency['p99']:>9.2f} {row['errors']['total']:>7}")
+          f"{latency['p50']:>9.2f} {latency['p95']:>9.2f} {latency['p99']:>9.2f} {row['errors']['total']:>7}"
+          f"  {row['stack_cpu_ms_per_request']}")

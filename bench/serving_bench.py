@@ -226,5 +226,7 @@ def compare_microbatching(model_server: stack.ModelServer, results: dict, levels
             row = measure_level(gateway.url, target, concurrency, args.duration, pids)
             report.print_level("digit_1 (microbatch off)", row)
             off_rows.append(row)
-    return {"on": {"microbatch_ms": float(MICROBATCH_ON_MS), "levels": on_rows},
-            "off": {"microbatch_ms": 0.0, "levels": off_rows}}
+        sequential_off = sequential.http_latency(target.url, target.body, args.requests, max(10, args.requests // 10))
+    sequential_on = results.get("comparisons", {}).get("paths", {}).get("gateway_png_1")
+    return {"on": {"microbatch_ms": float(MICROBATCH_ON_MS), "levels": on_rows, "sequential": sequential_on},
+            "off": {"microbatch_ms": 0.0, "levels": off_rows, "sequential": sequential_off}}

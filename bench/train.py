@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.cli import QUICK_ANOMALY_EPOCHS, QUICK_MNIST_EPOCHS, SYNTHETIC_POINTS
+from training.run_anomaly import QUICK_ANOMALY_EPOCHS, SYNTHETIC_POINTS
+from training.run_mnist import QUICK_MNIST_EPOCHS
 
 ACCURACY_MARKS = (0.97, 0.98, 0.985)
 

@@ -60,12 +60,14 @@ class ManagedProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.args} exited with {self.proc.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:
+                output = self.log()
                 self.stop()
-                raise RuntimeError(f"{self.args} not ready after {timeout}s:\n{self.log()}")
+                raise RuntimeError(f"{self.args} not ready after {timeout}s:\n{output}")
             time.sleep(0.1)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")[-20000:]
 
     def stop(self, sig_timeout: float = 15.0) -> None:

@@ -102,6 +102,24 @@ def test_every_digit_request_form_agrees(gateway: GatewayHandle, mnist_npz: Path
     assert multipart == b64 == pixels == raw and mixed == multipart[:2]
 
 
+def test_concurrent_requests_get_their_own_answers(gateway: GatewayHandle, mnist_npz: Path) -> None:
+    """Micro-batching merges concurrent requests; each must still get the digits of its own images."""
+    with np.load(mnist_npz) as data:
+        images = data["x_test"][2000:2064]
+    blobs = [png_bytes(image) for image in images]
+
+    def alone(index: int) -> list[int]:
+        count = index % 3 + 1  # requests of 1, 2 or 3 images
+        files = [("image", (f"{i}.png", blobs[(index + i) % 64], "image/png")) for i in range(count)]
+        response = requests.post(gateway.url + DIGITS, files=files, timeout=60)
+        assert response.status_code == 200, response.text
+        return [p["digit"] for p in response.json()["predictions"]]
+
+    expected = [alone(index) for index in range(64)]
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(alone, range(64))) == expected
+
+
 def nab_series(nab_dir: Path) -> tuple[list[str], list[float]]:
     lines = (nab_dir / JUMPSUP).read_text().splitlines()[1:]
     stamps, values = zip(*(line.split(",") for line in lines), strict=True)

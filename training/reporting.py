@@ -1,0 +1,68 @@
+"""The training report (JSON next to the model), the model card's common facts, and the atomic publish."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from training.export import publish_version, write_json
+
+
+def report_base(name: str, args: argparse.Namespace, devices, params: object, started: float) -> dict:
+    """Facts every report carries: what, when, on which device, with which parameters and software."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "model": name,
+        "trained_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+        "device": devices.describe(),
+        "mixed_precision": devices.mixed_precision,
+        "seed": args.seed,
+        "quick": args.quick,
+        "parameters": dataclasses.asdict(params),
+        "software": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "host": platform.node(),
+    }
+
+
+def card_facts(report: dict, epochs: int) -> dict[str, object]:
+    """The provenance rows both model cards end with."""
+    return {
+        "data": report["data"]["source"],
+        "data sha256": report["data"]["sha256"],
+        "device": report["device"],
+        "epochs": epochs,
+        "seed": report["seed"],
+        "trained at": report["trained_at"],
+    }
+
+
+def finish(
+    name: str, args: argparse.Namespace, report: dict, write_model: Callable[[Path], None],
+    card: Callable[[Path, dict], None],
+) -> None:
+    """Export atomically, then print the report (also written as JSON next to the model)."""
+
+    def write(tmp: Path) -> None:
+        write_model(tmp)
+        card(tmp / "model_card.md", report)
+        write_json(tmp / "training_report.json", report)
+
+    export_started = time.perf_counter()
+    version, path = publish_version(args.out / name, write)
+    report["version"] = version
+    report["export_seconds"] = round(time.perf_counter() - export_started, 2)
+    write_json(path / "training_report.json", report)
+    print(f"[{name}] exported version {version} to {path}")
+    print(json.dumps(report["metrics"], indent=2))
