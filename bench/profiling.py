@@ -31,7 +31,18 @@ def start_recording(pid: int, seconds: float, out: Path, gil_only: bool, rate: i
     """
     args = [py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
             "--format", "raw", "--nonblocking", "--output", str(out), *(["--gil"] if gil_only else [])]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out.unlink(missing_ok=True)
+    with open(out.with_suffix(".log"), "wb") as log:
+        return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+
+def finish_recording(recorder: subprocess.Popen, out: Path) -> dict:
+    """Wait for py-spy, then the summary of what it recorded, or why it recorded nothing."""
+    recorder.wait(60)
+    if recorder.returncode != 0 or not out.exists():
+        lines = out.with_suffix(".log").read_text(errors="replace").strip().splitlines()
+        return {"samples": 0, "error": lines[-1] if lines else f"py-spy exited with {recorder.returncode}"}
+    return summarize(out)
 
 
 def summarize(collapsed: Path, top: int = 12) -> dict:

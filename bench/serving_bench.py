@@ -9,15 +9,17 @@ against its REST API. Writes bench-results/bench.json and bench.png and prints a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import gatewaymetrics, load, payloads, profiling, report, sequential, stack, targets
 from bench.importtime import measure_import
-from bench.procstats import peak_rss_mb, rss_mb
+from bench.procstats import peak_rss_mb, rss_mb, wait_until_idle
 
 DIGITS_PATH = "/v1/digits:predict"
 SERIES_PATH = "/v1/anomaly:score"
@@ -46,6 +48,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", nargs="*", default=[], metavar="SCENARIO:CONCURRENCY",
                         help="after the measurements, record py-spy profiles of the stack under this load")
     args = parser.parse_args(argv)
+    for spec in args.profile:
+        name, _, level = spec.partition(":")
+        if name not in args.scenarios or not (level or "16").isdigit():
+            parser.error(f"--profile {spec!r}: expected SCENARIO:CONCURRENCY with a scenario of this run")
     if any("=" not in item for item in args.gateway_env):
         parser.error("--gateway-env takes NAME=VALUE items")
     if args.duration < 1 or args.warmup < 0:  # wrk takes whole seconds
@@ -72,9 +78,6 @@ def build_targets(gateway_url: str, rest_url: str, args: argparse.Namespace) -> 
 
 def check_answer(target: load.Target) -> None:
     """One request before the load: the scenario must succeed, with one prediction per digit or point."""
-    import json
-    import urllib.request
-
     request = urllib.request.Request(target.url, data=target.body.content,
                                      headers={"Content-Type": target.body.content_type})
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -159,17 +162,39 @@ def record_profiles(gateway_url: str, specs: list[str], scenario_targets: dict[s
     for spec in specs:
         name, _, level = spec.partition(":")
         target, concurrency = scenario_targets[name], int(level or 16)
+        wait_until_idle(list(pids.values()))  # so that the recording covers the load, not the wait before it
         recorders = {}
         for process, pid in pids.items():
             out = args.out / f"profile-{name}-c{concurrency}-{process.replace(' ', '-')}.txt"
             gil_only = process.startswith("gateway")
             recorders[process] = (out, profiling.start_recording(pid, args.duration, out, gil_only))
         row = measure_level(gateway_url, target, concurrency, args.duration, pids)
-        for process, (out, recorder) in recorders.items():
-            recorder.wait(60)
-            profiles.setdefault(spec, {"load": row, "processes": {}})["processes"][process] = (
-                profiling.summarize(out) if out.exists() else {"samples": 0})
+        summaries = {process: profiling.finish_recording(recorder, out)
+                     for process, (out, recorder) in recorders.items()}
+        profiles[spec] = {"load": row, "processes": summaries}
     return profiles
+
+
+def compare_microbatching(model_server: stack.ModelServer, results: dict, levels: list[int],
+                          off_settings: dict[str, str], log_dir: Path, args: argparse.Namespace) -> dict:
+    """Single digits at the higher levels through a second gateway, the same but with GATEWAY_MICROBATCH_MS=0."""
+    compared = [c for c in levels if c >= 16] or levels
+    on_rows = [row for row in results["scenarios"]["digit_1"]["levels"] if row["concurrency"] in compared]
+    with stack.gateway(model_server.grpc_target, log_dir, "gateway-nobatch", args.workers, off_settings) as gateway:
+        target = build_targets(gateway.url, model_server.rest_url, args)["digit_1"]
+        pids = stack_pids(model_server, gateway)
+        check_answer(target)
+        if args.warmup > 0:
+            load.run_level(target, max(compared), args.warmup, pids)
+        off_rows = []
+        for concurrency in compared:
+            row = measure_level(gateway.url, target, concurrency, args.duration, pids)
+            report.print_level("digit_1 (microbatch off)", row)
+            off_rows.append(row)
+        sequential_off = sequential.http_latency(target.url, target.body, args.requests, max(10, args.requests // 10))
+    sequential_on = results.get("comparisons", {}).get("paths", {}).get("gateway_png_1")
+    return {"on": {"microbatch_ms": float(MICROBATCH_ON_MS), "levels": on_rows, "sequential": sequential_on},
+            "off": {"microbatch_ms": 0.0, "levels": off_rows, "sequential": sequential_off}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,33 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                                  "model_server_peak_rss_mb": round(peak_rss_mb(model_server.service.pid) or 0, 1)}
             results["profiles"] = record_profiles(gateway.url, args.profile, scenario_targets, pids, args)
         if "digit_1" in args.scenarios:
-            results["microbatching"] = compare_microbatching(model_server, results, levels, log_dir, args)
+            off_settings = {**on_settings, "GATEWAY_MICROBATCH_MS": "0"}
+            results["microbatching"] = compare_microbatching(model_server, results, levels, off_settings, log_dir,
+                                                             args)
     results["machine"]["load_average_after"] = machine_load()
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     results["targets"] = targets.evaluate(results)
     report.write(results, args.out)
     report.print_summary(results)
     return 0
-
-
-def compare_microbatching(model_server: stack.ModelServer, results: dict, levels: list[int], log_dir: Path,
-                          args: argparse.Namespace) -> dict:
-    """Single digits at the higher levels through a second gateway with GATEWAY_MICROBATCH_MS=0."""
-    compared = [c for c in levels if c >= 16] or levels
-    on_rows = [row for row in results["scenarios"]["digit_1"]["levels"] if row["concurrency"] in compared]
-    with stack.gateway(model_server.grpc_target, log_dir, "gateway-nobatch", args.workers,
-                       {"GATEWAY_MICROBATCH_MS": "0"}) as gateway:
-        target = build_targets(gateway.url, model_server.rest_url, args)["digit_1"]
-        pids = stack_pids(model_server, gateway)
-        check_answer(target)
-        if args.warmup > 0:
-            load.run_level(target, max(compared), args.warmup, pids)
-        off_rows = []
-        for concurrency in compared:
-            row = measure_level(gateway.url, target, concurrency, args.duration, pids)
-            report.print_level("digit_1 (microbatch off)", row)
-            off_rows.append(row)
-        sequential_off = sequential.http_latency(target.url, target.body, args.requests, max(10, args.requests // 10))
-    sequential_on = results.get("comparisons", {}).get("paths", {}).get("gateway_png_1")
-    return {"on": {"microbatch_ms": float(MICROBATCH_ON_MS), "levels": on_rows, "sequential": sequential_on},
-            "off": {"microbatch_ms": 0.0, "levels": off_rows, "sequential": sequential_off}}

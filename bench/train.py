@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.mnist_model import MnistParams
 from training.run_anomaly import QUICK_ANOMALY_EPOCHS, SYNTHETIC_POINTS
 from training.run_mnist import QUICK_MNIST_EPOCHS
 
@@ -29,10 +30,11 @@ ACCURACY_MARKS = (0.97, 0.98, 0.985)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="MNIST .npz (x_train, y_train, x_test, y_test)")
+    parser.add_argument("--data", help="MNIST .npz or IDX folder (default: download with Keras, as the training job)")
     parser.add_argument("--anomaly-data", help="sensor CSV (default: built-in synthetic series)")
-    parser.add_argument("--epochs", type=int, default=QUICK_MNIST_EPOCHS,
-                        help=f"MNIST epochs (default {QUICK_MNIST_EPOCHS}, as --quick training)")
+    parser.add_argument("--epochs", type=int, default=MnistParams.epochs,
+                        help=f"MNIST epochs (default {MnistParams.epochs}, a full training run; the learning-rate "
+                             f"schedule spans them all; {QUICK_MNIST_EPOCHS} is --quick)")
     parser.add_argument("--anomaly-epochs", type=int, default=QUICK_ANOMALY_EPOCHS // 3,
                         help=f"anomaly epochs (default {QUICK_ANOMALY_EPOCHS // 3}; the rate per point is what counts)")
     parser.add_argument("--seed", type=int, default=0)

@@ -27,7 +27,7 @@ class GatewayConfig:
     threads: int = 4
     worker_class: str = "gthread"
     deadline_seconds: float = 5.0
-    upstream_retries: int = 2
+    upstream_retries: int = 4
     max_request_bytes: int = 32 * 1024 * 1024
     max_images: int = 256
     max_image_pixels: int = 16_000_000

@@ -26,7 +26,8 @@ def register(app: Flask, config: GatewayConfig, upstream: UpstreamClient) -> Non
         report = {}
         for name in config.required_models:
             try:
-                available = [s.version for s in upstream.status(name, deadline) if s.state == AVAILABLE]
+                states = upstream.status(name, deadline, retry=False)
+                available = [s.version for s in states if s.state == AVAILABLE]
                 reason = None if available else "no version is AVAILABLE yet"
             except UpstreamError as exc:
                 available, reason = [], exc.message

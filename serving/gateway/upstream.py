@@ -36,7 +36,7 @@ CHANNEL_OPTIONS = (
     # Reconnect quickly after the model server restarts (gRPC's default backoff grows to 120 s).
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.max_reconnect_backoff_ms", 500),
     ("grpc.keepalive_time_ms", 30_000),
 )
 FIRST_BACKOFF_SECONDS = 0.05
@@ -141,19 +141,26 @@ class UpstreamClient:
                                 grpc.StatusCode.INTERNAL) from exc
         return response.model_spec.version.value, signatures
 
-    def status(self, name: str, deadline: float) -> list[VersionState]:
-        """Every version the server knows of `name`, with its state."""
+    def status(self, name: str, deadline: float, *, retry: bool = True) -> list[VersionState]:
+        """Every version the server knows of `name`, with its state.
+
+        Probes pass `retry=False`: a health check must answer fast and report what it sees right now.
+        """
         request = tfs_lite_pb2.GetModelStatusRequest(model_spec=model_spec(name))
-        response = self._call(GET_MODEL_STATUS, "GetModelStatus", request, name, deadline)
+        retries = self.retries if retry else 0
+        response = self._call(GET_MODEL_STATUS, "GetModelStatus", request, name, deadline, retries)
         state_name = tfs_lite_pb2.ModelVersionStatus.State.Name
         return [
             VersionState(version=item.version, state=state_name(item.state), error=item.status.error_message)
             for item in response.model_version_status
         ]
 
-    def _call(self, path: str, method: str, request: Any, model: str, deadline: float) -> Any:
+    def _call(
+        self, path: str, method: str, request: Any, model: str, deadline: float, retries: int | None = None
+    ) -> Any:
+        retries = self.retries if retries is None else retries
         backoff = FIRST_BACKOFF_SECONDS
-        for attempt in range(self.retries + 1):
+        for attempt in range(retries + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -162,7 +169,7 @@ class UpstreamClient:
             except grpc.RpcError as exc:
                 code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
                 _count(model, method, code)
-                retry = (code == grpc.StatusCode.UNAVAILABLE and attempt < self.retries
+                retry = (code == grpc.StatusCode.UNAVAILABLE and attempt < retries
                          and deadline - time.monotonic() > backoff)
                 if not retry:
                     raise _api_error(model, method, code, _details(exc)) from exc
