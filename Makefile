@@ -37,3 +37,11 @@ test: venv lint
 
 protos: venv
 	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. serving/protos/tfs_lite.proto serving/protos/tfs_config.proto
+
+# Benchmarks; results and analysis in bench/RESULTS.md. Flags through BENCH_ARGS, e.g. BENCH_ARGS="--duration 2".
+# `bench` needs wrk (Debian package, listed in .ci/apt-packages.txt) and trained models (the `models` target).
+bench: models
+	$(BIN)/python -m bench --models $(MODELS) $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(BENCH_ARGS)
+
+bench-train: venv
+	$(BIN)/python -m bench.train $(if $(wildcard $(MNIST_NPZ)),--data $(MNIST_NPZ)) $(if $(wildcard $(NAB_TRAIN)),--anomaly-data $(NAB_TRAIN)) $(BENCH_ARGS)

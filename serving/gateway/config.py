@@ -32,7 +32,7 @@ class GatewayConfig:
     max_images: int = 256
     max_image_pixels: int = 16_000_000
     max_series_points: int = 100_000
-    anomaly_chunk_points: int = 1024
+    anomaly_chunk_points: int = 256
     max_gap_steps: int = 12
     duplicate_policy: str = "mean"
     mnist_model: str = "mnist"
