@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -84,3 +85,14 @@ class ManagedProcess:
 def python_module(module: str, *args: str) -> list[str]:
     """Command line that runs `python -m module args` with this interpreter."""
     return [sys.executable, "-m", module, *args]
+
+
+def tool(name: str) -> str:
+    """Path of a command-line tool: the virtual environment's own first (pip-installed tools), then PATH.
+
+    A missing tool fails the calling test: `.ci/run` and the pyproject test extra install every one.
+    """
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        raise FileNotFoundError(f"{name} not installed (see .ci/apt-packages.txt and the pyproject test extra)")
+    return path

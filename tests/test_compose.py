@@ -7,7 +7,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,20 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.processes import REPO_ROOT, ManagedProcess, free_port, python_module
+from tests.processes import REPO_ROOT, ManagedProcess, free_port, python_module, tool
 
 BASE = REPO_ROOT / "docker-compose.yml"
 GPU = REPO_ROOT / "docker-compose.gpu.yml"
 VARIANTS = {"cpu": (BASE,), "gpu": (BASE, GPU)}
 DOCKERFILES = (REPO_ROOT / "training" / "Dockerfile", REPO_ROOT / "serving" / "Dockerfile")
-BIN = Path(sys.executable).parent
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} not installed (see .ci/apt-packages.txt and the pyproject test extra)")
-    return path
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

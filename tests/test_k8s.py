@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.processes import REPO_ROOT
+from tests.processes import REPO_ROOT, tool
 
 K8S = REPO_ROOT / "k8s"
 OVERLAYS = ("cpu", "gpu")
@@ -23,14 +21,6 @@ OVERLAYS = ("cpu", "gpu")
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 SERVICE_MONITOR_SCHEMA = K8S / "schemas" / "servicemonitor-v1.schema.json"
 CUSTOM_KINDS = {"ServiceMonitor"}
-BIN = Path(sys.executable).parent
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} not installed (pyproject test extra)")
-    return path
 
 
 @cache
