@@ -142,6 +142,11 @@ def _as_bytes(item: Any) -> bytes:
     raise TensorProtoError(f"string tensors hold bytes or str, got {type(item).__name__}")
 
 
+# TF's rule "one value fills the whole shape" lets a 30-byte message ask for any size; cap what it may expand to
+# (the largest gRPC message the model server accepts, 512 MiB).
+MAX_FILLED_BYTES = 512 * 1024 * 1024
+
+
 def from_tensor_proto(proto: Any) -> np.ndarray:
     """The array a TensorProto holds (DT_STRING gives an object array of bytes)."""
     dtype = numpy_dtype(proto.dtype)
@@ -154,6 +159,10 @@ def from_tensor_proto(proto: Any) -> np.ndarray:
     if len(values) == count:
         flat = _typed_values(values, proto.dtype, dtype, field)
     elif len(values) == 1:
+        if count * dtype.itemsize > MAX_FILLED_BYTES:
+            raise TensorProtoError(
+                f"a single value may fill at most {MAX_FILLED_BYTES} bytes, not shape {list(shape)}"
+            )
         flat = np.full(count, _typed_values(values, proto.dtype, dtype, field)[0], dtype=dtype)
     else:
         raise TensorProtoError(

@@ -112,6 +112,7 @@ def test_typed_value_fields_decode_like_tensorflow(proto: tensor_pb2.TensorProto
         (official_tensor(types_pb2.DT_FLOAT, [-1, 2], float_val=[1.0]), "negative"),
         (official_tensor(types_pb2.DT_STRING, [1], tensor_content=b"x"), "string_val"),
         (tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape={"unknown_rank": True}), "rank"),
+        (official_tensor(types_pb2.DT_FLOAT, [2**31], float_val=[1.0]), "may fill at most"),
     ],
 )
 def test_inconsistent_tensor_protos_raise_value_errors(proto: tensor_pb2.TensorProto, message: str) -> None:

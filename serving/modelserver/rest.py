@@ -26,7 +26,7 @@ from serving.modelserver.servable import DEFAULT_SIGNATURE
 
 MODEL_URL = re.compile(
     r"^/v1/models/(?P<model>[^/:]+)"
-    r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
+    r"(?:/versions/(?P<version>-?\d{1,18})|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>[a-z]+))?$"
 )
 
@@ -71,6 +71,12 @@ def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
     def wrong_method(_error: Exception) -> Response:
         return _json({"error": f"Method not allowed: {request.method} {request.path}"}, 405)
 
+    @app.errorhandler(Exception)
+    def bug(error: Exception) -> Response:
+        """A bug, not bad input: logged with its traceback, answered in TF Serving's JSON error shape."""
+        app.logger.exception("unexpected error on %s %s", request.method, request.path)
+        return _json({"error": f"Internal error: {type(error).__name__}"}, 500)
+
     return app
 
 
@@ -91,7 +97,10 @@ def _dispatch(core: PredictionCore, match: re.Match) -> Response:
 
 
 def _predict(core: PredictionCore, model: str, version: int | None, label: str) -> dict[str, Any]:
-    body = request.get_json(force=True, silent=True)  # TF Serving ignores Content-Type
+    try:
+        body = request.get_json(force=True, silent=True)  # TF Serving ignores Content-Type
+    except RecursionError:  # nesting deeper than the JSON parser's stack
+        body = None
     if body is None:
         raise invalid_argument("the request body is not valid JSON")
     signature_name, fmt, payload = rest_json.parse_predict_body(body)
