@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.processes import REPO_ROOT, python_module
+from tests.processes import REPO_ROOT, python_module, tool
 
 SCENARIOS = ("digit_1", "digits_32", "series_1000", "series_10080")
 
 
 @pytest.mark.slow
 def test_bench_runs_every_scenario_without_errors(trained_models: Path, mnist_npz: Path, tmp_path: Path) -> None:
-    if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed (Debian package wrk, listed in .ci/apt-packages.txt)")
+    tool("wrk")
     out = tmp_path / "results"
     command = python_module(
         "bench", "--models", str(trained_models), "--out", str(out), "--duration", "1", "--warmup", "0",

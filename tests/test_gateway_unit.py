@@ -41,6 +41,8 @@ def test_config_reads_env_and_overrides() -> None:
         GatewayConfig.from_env({"GATEWAY_WORKERS": "0"})
     with pytest.raises(ValueError, match="not a valid int"):
         GatewayConfig.from_env({"GATEWAY_PORT": "eighty"})
+    with pytest.raises(ValueError, match="GATEWAY_DUPLICATE_POLICY must be one of"):
+        GatewayConfig.from_env({"GATEWAY_DUPLICATE_POLICY": "median"})
 
 
 def test_observe_many_matches_observe() -> None:
@@ -89,6 +91,7 @@ def test_micro_batcher_coalesces_and_slices() -> None:
         thread.start()
     for thread in threads:
         thread.join()
+    assert sorted(results) == list(range(24))  # every request got its answer (a failed thread leaves a gap)
     for index, doubled in results.items():
         assert doubled.shape == (index % 3 + 1, 2) and (doubled == 2 * index).all()
     assert sum(calls) == sum(i % 3 + 1 for i in range(24))
@@ -96,12 +99,26 @@ def test_micro_batcher_coalesces_and_slices() -> None:
 
 
 def test_micro_batcher_hands_errors_to_every_request() -> None:
+    """Requests queued behind a failing call (followers, not only the leader) all see its error."""
     def failing(items: np.ndarray, deadline: float) -> Prediction:
+        time.sleep(0.02)  # long enough for the other requests to queue behind this call
         raise RuntimeError("upstream broke")
 
-    batcher = MicroBatcher(failing, window_seconds=0.001, max_items=8)
-    with pytest.raises(RuntimeError, match="upstream broke"):
-        batcher.submit(np.zeros((1, 2)), time.monotonic() + 1)
+    batcher = MicroBatcher(failing, window_seconds=0.005, max_items=8)
+    errors: dict[int, str] = {}
+
+    def client(index: int) -> None:
+        try:
+            batcher.submit(np.zeros((1, 2)), time.monotonic() + 5)
+        except RuntimeError as exc:
+            errors[index] = str(exc)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == {i: "upstream broke" for i in range(6)}
 
 
 def test_app_import_never_loads_tensorflow() -> None:
@@ -212,10 +229,26 @@ def test_metrics_without_traffic(orphan_gateway: GatewayHandle) -> None:
     assert "gateway_inflight_requests 1.0" in text  # the /metrics request itself, summed over live workers
 
 
-def test_worker_pids_stable_after_errors(orphan_gateway: GatewayHandle) -> None:
-    before = orphan_gateway.worker_pids()
-    assert len(before) == 2
-    for body in (b"\x00" * 10, b"{}", json.dumps({"instances": "x"}).encode()):
-        requests.post(f"{orphan_gateway.url}/v1/digits:predict", data=body,
-                      headers={"Content-Type": "application/json"}, timeout=5)
-    assert orphan_gateway.worker_pids() == before
+def test_pixel_budget_covers_the_whole_request(tmp_path) -> None:
+    """Each 2000x2000 image is under the per-image cap, but three exceed the request's 10 M pixel budget."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    buffer = io.BytesIO()
+    page = Image.new("L", (2000, 2000), 255)
+    ImageDraw.Draw(page).line([(1000, 300), (1000, 1700)], fill=0, width=120)  # a "1"
+    page.save(buffer, format="PNG")
+    png = buffer.getvalue()
+    gateway = start_gateway(f"127.0.0.1:{free_port()}", log_dir=tmp_path, max_request_pixels=10_000_000)
+    try:
+        url = f"{gateway.url}/v1/digits:predict"
+        over = requests.post(url, files=[("image", (f"{i}.png", png, "image/png")) for i in range(3)], timeout=30)
+        assert over.status_code == 413
+        assert over.json()["error"]["code"] == "request_too_many_pixels"
+        assert "image[2]" in over.json()["error"]["message"]
+        # Two of them fit: the request gets as far as the (absent) model server.
+        within = requests.post(url, files=[("image", (f"{i}.png", png, "image/png")) for i in range(2)], timeout=30)
+        assert within.status_code == 503
+    finally:
+        gateway.stop()

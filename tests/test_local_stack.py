@@ -22,11 +22,10 @@ from client import GatewayClient, GatewayError
 from tests.conftest import NAB_DIR, require
 from tests.fixtures_gateway import start_gateway
 from tests.fixtures_modelserver import start_model_server
-from tests.processes import REPO_ROOT, http_ok
+from tests.processes import REPO_ROOT, http_ok, tool
 from tests.prometheus_harness import (
     all_panel_queries,
     panels_without_data,
-    prometheus_binary,
     start_prometheus,
     unparsable_panels,
 )
@@ -94,8 +93,7 @@ def wait_value(prometheus, promql: str, expected: float, timeout: float = 30.0) 
 
 
 def test_local_stack(trained_models: Path, mnist_npz: Path, tmp_path: Path) -> None:
-    if prometheus_binary() is None:
-        pytest.skip("prometheus binary not found (Debian package `prometheus`)")
+    tool("prometheus")
     models = tmp_path / "models"
     shutil.copytree(trained_models, models)
     digits = np.load(mnist_npz)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.processes import ManagedProcess, free_port, http_ok
+from tests.processes import ManagedProcess, free_port, http_ok, tool
 from tests.prometheus_harness import (
     DASHBOARD_DIR,
     MONITORING_DIR,
@@ -21,7 +20,6 @@ from tests.prometheus_harness import (
     PromQLError,
     all_panel_queries,
     derive_config,
-    prometheus_binary,
     start_prometheus,
     unparsable_panels,
 )
@@ -32,10 +30,7 @@ PROVISIONING = MONITORING_DIR / "grafana" / "provisioning"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("promtool")
-    if binary is None:
-        pytest.skip("promtool not installed (Debian package `prometheus`, listed in .ci/apt-packages.txt)")
-    return subprocess.run([binary, *args], capture_output=True, text=True, cwd=MONITORING_DIR, timeout=120)
+    return subprocess.run([tool("promtool"), *args], capture_output=True, text=True, cwd=MONITORING_DIR, timeout=120)
 
 
 def load_yaml(path: Path) -> dict:
@@ -167,8 +162,7 @@ while True:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusHandle]:
-    if prometheus_binary() is None:
-        pytest.skip("prometheus not installed (Debian package `prometheus`, listed in .ci/apt-packages.txt)")
+    tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus")
     port = free_port()
     exporter = ManagedProcess(

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.processes import REPO_ROOT
+from tests.processes import REPO_ROOT, missing_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ TIMEOUT_MS = 30_000
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium (listed in .ci/apt-packages.txt)")
+        missing_tool(f"{CHROMIUM} not found: apt-get install chromium (listed in .ci/apt-packages.txt)")
     playwright_api = pytest.importorskip("playwright.sync_api")
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -8,6 +8,7 @@ rollout is picked up quickly while a busy gateway asks at most once per `version
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ class AnomalyModelInfo:
     history_length: int
     interval_seconds: float
     threshold: float
-    smoothing_steps: int
     sensor_names: tuple[str, ...]
 
     @property
@@ -85,11 +85,15 @@ class AnomalyCatalog:
                 history_length=int(outputs["history_length"].ravel()[0]),
                 interval_seconds=float(outputs["interval_seconds"].ravel()[0]),
                 threshold=float(outputs["threshold"].ravel()[0]),
-                smoothing_steps=int(outputs["smoothing_steps"].ravel()[0]),
                 sensor_names=names,
             )
-        except (KeyError, IndexError, UnicodeDecodeError) as exc:
+        except (KeyError, IndexError, UnicodeDecodeError, TypeError, ValueError) as exc:
             raise _contract_error(self.name, f"model_info signature is incomplete: {exc}") from exc
+        usable = info.history_length >= 0 and 0 < info.interval_seconds < math.inf and 0 <= info.threshold <= 1
+        if not usable:
+            raise _contract_error(self.name, f"model_info constants out of range: history_length "
+                                  f"{info.history_length}, interval {info.interval_seconds}, "
+                                  f"threshold {info.threshold}")
         if info.features != features:
             raise _contract_error(self.name,
                                   f"model_info names {info.features} sensors, input has {features}")

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from serving.gateway.series import DUPLICATE_POLICIES
+
 ENV_PREFIX = "GATEWAY_"
 WORKER_CLASSES = ("gthread", "sync")
 
@@ -31,6 +33,7 @@ class GatewayConfig:
     max_request_bytes: int = 32 * 1024 * 1024
     max_images: int = 256
     max_image_pixels: int = 16_000_000
+    max_request_pixels: int = 64_000_000
     max_series_points: int = 100_000
     anomaly_chunk_points: int = 256
     max_gap_steps: int = 12
@@ -45,7 +48,7 @@ class GatewayConfig:
 
     def __post_init__(self) -> None:
         positive = ("port", "workers", "threads", "max_request_bytes", "max_images", "max_image_pixels",
-                    "max_series_points", "anomaly_chunk_points", "microbatch_max_images")
+                    "max_request_pixels", "max_series_points", "anomaly_chunk_points", "microbatch_max_images")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive, got {getattr(self, name)}")
@@ -59,6 +62,9 @@ class GatewayConfig:
         if self.worker_class not in WORKER_CLASSES:
             raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, "
                              f"got {self.worker_class!r}")
+        if self.duplicate_policy not in DUPLICATE_POLICIES:
+            raise ValueError(f"{ENV_PREFIX}DUPLICATE_POLICY must be one of {DUPLICATE_POLICIES}, "
+                             f"got {self.duplicate_policy!r}")
 
     @property
     def microbatching(self) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import numpy as np
 from flask import Request
+from PIL import Image
 
 from serving.gateway import metrics
 from serving.gateway.batcher import MicroBatcher
@@ -27,6 +28,30 @@ DIGIT_OUTPUT = "digit"
 DIGIT_CLASSES = 10
 
 
+
+class PixelBudget:
+    """The pixels one request's images may decode to in all.
+
+    The per-image cap alone would let one request of many large images cost minutes of CPU; every image is
+    checked against what is left before its pixels are decoded.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.remaining = total
+
+    def decode(self, blob: bytes, max_image_pixels: int) -> Image.Image:
+        limit = min(max_image_pixels, self.remaining)
+        try:
+            image = decode_image(blob, max_pixels=limit)
+        except ApiError as exc:
+            if exc.status == 413 and limit < max_image_pixels:
+                raise ApiError(413, "request_too_many_pixels",
+                               f"the images of one request may hold {self.total} pixels in all") from None
+            raise
+        self.remaining -= image.width * image.height
+        return image
+
 class DigitService:
     """Turns requests into MNIST arrays and arrays into predictions, optionally micro-batched."""
 
@@ -36,6 +61,7 @@ class DigitService:
         self.spec = model_spec(config.mnist_model, label=config.model_label)
         self.max_images = config.max_images
         self.max_pixels = config.max_image_pixels
+        self.max_request_pixels = config.max_request_pixels
         self.batcher = (
             MicroBatcher(self._predict_batch, window_seconds=config.microbatch_ms / 1000.0,
                          max_items=config.microbatch_max_images)
@@ -50,17 +76,19 @@ class DigitService:
                 files = request.files.getlist(IMAGE_FIELD)
                 self._check_count(len(files), f"multipart file field {IMAGE_FIELD!r}")
                 blobs = [file.read() for file in files]
-            return np.stack([self._from_bytes(blob, f"{IMAGE_FIELD}[{i}]", timer)
+            budget = PixelBudget(self.max_request_pixels)
+            return np.stack([self._from_bytes(blob, f"{IMAGE_FIELD}[{i}]", timer, budget)
                                 for i, blob in enumerate(blobs)])
         if mimetype.startswith("image/"):
             with timer.stage("decode"):
                 blob = request.get_data(cache=False)
-            return np.stack([self._from_bytes(blob, "body", timer)])
+            return np.stack([self._from_bytes(blob, "body", timer, PixelBudget(self.max_request_pixels))])
         if is_json(request):
             with timer.stage("decode"):
                 instances = _instances(read_json(request))
                 self._check_count(len(instances), "instances")
-            return np.stack([self._from_instance(item, i, timer) for i, item in enumerate(instances)])
+            budget = PixelBudget(self.max_request_pixels)
+            return np.stack([self._from_instance(item, i, timer, budget) for i, item in enumerate(instances)])
         raise ApiError(415, "unsupported_media_type",
                        f"send multipart/form-data (field {IMAGE_FIELD!r}), an image/png or image/jpeg body, "
                        f"or application/json with instances; got {mimetype or 'no Content-Type'}")
@@ -112,16 +140,16 @@ class DigitService:
             raise ApiError(413, "too_many_images",
                            f"{count} images in {where}; at most {self.max_images} per request")
 
-    def _from_bytes(self, blob: bytes, where: str, timer: StageTimer) -> np.ndarray:
+    def _from_bytes(self, blob: bytes, where: str, timer: StageTimer, budget: PixelBudget) -> np.ndarray:
         try:
             with timer.stage("decode"):
-                image = decode_image(blob, max_pixels=self.max_pixels)
+                image = budget.decode(blob, self.max_pixels)
             with timer.stage("preprocess"):
                 return image_to_mnist(image)
         except ApiError as exc:
             raise _located(exc, where) from None
 
-    def _from_instance(self, item: Any, index: int, timer: StageTimer) -> np.ndarray:
+    def _from_instance(self, item: Any, index: int, timer: StageTimer, budget: PixelBudget) -> np.ndarray:
         where = f"instances[{index}]"
         if not isinstance(item, dict) or len(item) != 1 or not {"b64", "pixels"} & item.keys():
             raise ApiError(400, "invalid_instance",
@@ -134,7 +162,7 @@ class DigitService:
                 raise _located(exc, where) from None
         with timer.stage("decode"):
             blob = _base64(item["b64"], where)
-        return self._from_bytes(blob, where, timer)
+        return self._from_bytes(blob, where, timer, budget)
 
 
 def _instances(payload: Any) -> list[Any]:
