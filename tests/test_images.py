@@ -16,10 +16,15 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from serving.gateway.errors import ApiError
-from serving.gateway.images import decode_image, image_to_mnist, pixels_to_mnist, preprocess_digit
+from serving.gateway.images import decode_image, image_to_mnist, pixels_to_mnist
 from tests.processes import REPO_ROOT
 
 EXIF_ORIENTATION = 0x0112
+
+
+def preprocess_digit(data: bytes, max_pixels: int) -> np.ndarray:
+    """Uploaded bytes -> MNIST-style digit, the way the gateway handles each uploaded image."""
+    return image_to_mnist(decode_image(data, max_pixels=max_pixels))
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:

@@ -206,7 +206,9 @@ def test_metadata_response_with_signature_map_round_trip() -> None:
     assert signatures.signature_def["serving_default"].method_name == "tensorflow/serving/predict"
 
     rebuilt = lite.GetModelMetadataResponse(model_spec=ours.model_spec)
-    rebuilt.metadata["signature_def"].CopyFrom(protos.pack_signature_def_map(signatures))
+    rebuilt.metadata["signature_def"].CopyFrom(
+        any_pb2.Any(type_url=protos.SIGNATURE_DEF_MAP_TYPE_URL, value=signatures.SerializeToString())
+    )
     again = lite_to_official(rebuilt, get_model_metadata_pb2.GetModelMetadataResponse)
     unpacked = get_model_metadata_pb2.SignatureDefMap()
     assert again.metadata["signature_def"].Unpack(unpacked)

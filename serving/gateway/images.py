@@ -120,11 +120,6 @@ def pixels_to_mnist(pixels: object) -> np.ndarray:
     return np.rint(array).astype(np.uint8)
 
 
-def preprocess_digit(data: bytes, max_pixels: int) -> np.ndarray:
-    """Uploaded image bytes -> MNIST-style digit (uint8, (28, 28))."""
-    return image_to_mnist(decode_image(data, max_pixels=max_pixels))
-
-
 def _describe(value: object) -> str:
     if isinstance(value, list):
         return f"a list of {len(value)}"

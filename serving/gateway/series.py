@@ -330,13 +330,12 @@ def prepare_series(
     max_points: int = 200_000,
     max_gap_steps: int = 12,
     duplicate_policy: str = "mean",
-    max_grid_points: int | None = None,
 ) -> PreparedSeries:
     """Validate `raw` and put it on the model's grid (see docs/preprocessing.md for every policy).
 
     The grid starts at the earliest timestamp and steps by `interval_seconds`; each input point goes
     to its nearest grid point and a grid point's value is the mean of the points on it. Unsorted
-    input is accepted. `max_grid_points` (default `max_points`) bounds the grid the series spans.
+    input is accepted. `max_points` also bounds the grid the series spans.
     """
     if interval_seconds <= 0 or history_length < 0 or max_gap_steps < 0:
         raise ValueError("interval_seconds must be > 0; history_length and max_gap_steps >= 0")
@@ -349,12 +348,11 @@ def prepare_series(
     order = np.argsort(raw.timestamps, kind="stable")
     sorted_times = raw.timestamps[order]
     span_steps = (sorted_times[-1] - sorted_times[0]) / interval_seconds
-    grid_limit = max_points if max_grid_points is None else max_grid_points
-    if span_steps + 1 > grid_limit:
+    if span_steps + 1 > max_points:
         raise ApiError(
             413, "series_too_long",
             f"the series spans {math.floor(span_steps) + 1} points at the model's interval of "
-            f"{interval_seconds:g} s; the limit is {grid_limit}",
+            f"{interval_seconds:g} s; the limit is {max_points}",
         )
     sorted_steps = np.floor((sorted_times - sorted_times[0]) / interval_seconds + 0.5).astype(np.int64)
     n_grid = int(sorted_steps[-1]) + 1

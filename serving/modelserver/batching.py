@@ -69,11 +69,10 @@ class Batcher:
         """Wait for the oldest queue to be full or timed out, and take up to max_batch_size rows from it."""
         with self._cv:
             while True:
-                queues = [queue for queue in self._queues.values() if queue]
-                if not queues:
+                if not self._queues:
                     self._cv.wait()
                     continue
-                queue = min(queues, key=lambda q: q[0].queued_at)
+                key, queue = min(self._queues.items(), key=lambda item: item[1][0].queued_at)
                 wait = queue[0].queued_at + self.timeout - time.monotonic()
                 if wait > 0 and sum(task.rows for task in queue) < self.max_batch_size:
                     self._cv.wait(wait)
@@ -82,6 +81,8 @@ class Batcher:
                 while queue and rows + queue[0].rows <= self.max_batch_size:
                     rows += queue[0].rows
                     batch.append(queue.pop(0))
+                if not queue:  # one queue per input shape: drop it when empty, or they pile up
+                    del self._queues[key]
                 return batch
 
     def _work(self) -> None:

@@ -71,10 +71,6 @@ class ModelManager:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @property
-    def model_names(self) -> list[str]:
-        return list(self._models)
-
     # -- polling -------------------------------------------------------------------------------------
 
     def poll(self) -> None:

@@ -12,8 +12,6 @@ builds its stubs from these paths, e.g.::
 
 from __future__ import annotations
 
-from google.protobuf import any_pb2
-
 from serving.protos import tfs_lite_pb2
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
@@ -42,7 +40,3 @@ def unpack_signature_def_map(response: tfs_lite_pb2.GetModelMetadataResponse) ->
         raise MetadataError(f"unexpected type {packed.type_url!r} under {SIGNATURE_DEF_KEY!r}")
     return tfs_lite_pb2.SignatureDefMap.FromString(packed.value)
 
-
-def pack_signature_def_map(signatures: tfs_lite_pb2.SignatureDefMap) -> any_pb2.Any:
-    """An Any holding `signatures` with the type URL TF Serving uses, for building metadata responses."""
-    return any_pb2.Any(type_url=SIGNATURE_DEF_MAP_TYPE_URL, value=signatures.SerializeToString())
