@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from bench.stack import free_port
 from serving import protos, tensors
 from serving.protos import tfs_lite_pb2
 
@@ -41,16 +41,10 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def own_server(models_dir: str, model: str) -> Iterator[str]:
     """`python -m serving.modelserver` for one model, stopped on exit; yields its gRPC target."""
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "serving.modelserver", f"--port={port}", "--rest_api_port=0",
         f"--model_name={model}", f"--model_base_path={Path(models_dir, model).resolve()}",
