@@ -274,6 +274,19 @@ def test_too_long_is_413() -> None:
     assert "spans 1000000001 points" in error.message
 
 
+def test_many_sensors_are_bounded_before_their_values_are_parsed() -> None:
+    """100 points are allowed, but not 100 points x 5 sensors: 500 values > 4 x 100."""
+    stamps = [T0 + 300 * i for i in range(100)]
+    payload = {"timestamps": stamps, "series": {f"s{k}": [1.0] * 100 for k in range(5)}}
+    error = api_error(parse_json_series, payload, max_points=100)
+    assert (error.status, error.code) == (413, "series_too_large") and "limit is 400 values" in error.message
+    four = {"timestamps": stamps, "series": {f"s{k}": [1.0] * 100 for k in range(4)}}
+    assert len(parse_json_series(four, max_points=100).values) == 4
+    csv_text = "timestamp," + ",".join(f"s{k}" for k in range(5)) + "\n" + "".join(
+        f"{t},1,1,1,1,1\n" for t in stamps)
+    assert api_error(parse_csv_series, csv_text, max_points=100).code == "series_too_large"
+
+
 def test_values_beyond_float32_and_empty_series_are_refused_while_parsing() -> None:
     error = api_error(parse_json_series, {"timestamps": [T0 + 300 * i for i in range(6)],
                                           "values": [1, 2, 1e39, 4, 5, 6]})

@@ -88,9 +88,22 @@ def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _check_count(count: int, max_points: int | None) -> None:
-    if max_points is not None and count > max_points:
+# Values per allowed point, over all sensors: bounds the parsing work of a request with many sensors
+# (points are capped by `max_points`, but thousands of sensors would multiply the work per point).
+VALUES_PER_POINT = 4
+
+
+def _check_count(count: int, max_points: int | None, sensors: int = 1) -> None:
+    if max_points is None:
+        return
+    if count > max_points:
         raise ApiError(413, "series_too_long", f"the series has {count} points; the limit is {max_points}")
+    if count * sensors > VALUES_PER_POINT * max_points:
+        raise ApiError(
+            413, "series_too_large",
+            f"{count} points x {sensors} sensors = {count * sensors} values; the limit is "
+            f"{VALUES_PER_POINT * max_points} values over all sensors",
+        )
 
 
 def _timestamp_from_text(text: str, where: str) -> float:
@@ -182,6 +195,7 @@ def parse_json_series(payload: object, *, max_points: int | None = None) -> RawS
             raise ApiError(400, "invalid_series", "'series' must be a non-empty object of sensor -> list")
         columns = {name: _json_list(named, name, f"series.{name}") for name in named}
         labels = {name: f"series.{name}" for name in named}
+    _check_count(len(raw_times), max_points, len(columns))
     for name, column in columns.items():
         if len(column) != len(raw_times):
             raise ApiError(
@@ -232,7 +246,7 @@ def parse_csv_series(text: str, *, max_points: int | None = None) -> RawSeries:
             times.append(_timestamp_from_text(row[0], where))
             rows.append([_number_from_text(cell, f"{where}, column {name}") for cell, name in
                          zip(row[1:], sensors, strict=True)])
-            _check_count(len(times), max_points)
+            _check_count(len(times), max_points, len(sensors))
     except csv.Error as exc:
         raise ApiError(422, "invalid_csv", f"line {reader.line_num}: {exc}") from exc
     matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(sensors))
