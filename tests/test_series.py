@@ -274,6 +274,12 @@ def test_too_long_is_413() -> None:
     assert "spans 1000000001 points" in error.message
 
 
+def test_iso_time_with_an_offset_beyond_year_9999_is_refused() -> None:
+    payload = {"timestamps": ["9999-12-31T23:59:59-23:59", "2024-01-01T00:05:00Z"], "values": [1, 2]}
+    error = api_error(parse_json_series, payload)
+    assert (error.status, error.code) == (422, "invalid_timestamp") and "timestamps[0]" in error.message
+
+
 def test_many_sensors_are_bounded_before_their_values_are_parsed() -> None:
     """100 points are allowed, but not 100 points x 5 sensors: 500 values > 4 x 100."""
     stamps = [T0 + 300 * i for i in range(100)]

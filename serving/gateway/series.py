@@ -118,7 +118,7 @@ def _timestamp_from_text(text: str, where: str) -> float:
             raise _invalid(where, problem, code="invalid_timestamp") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return _epoch_in_range(moment.timestamp(), where)  # an offset can push year 9999 past the range
 
 
 def _epoch_in_range(seconds: float, where: str) -> float:
