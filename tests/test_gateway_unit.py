@@ -252,3 +252,12 @@ def test_pixel_budget_covers_the_whole_request(tmp_path) -> None:
         assert within.status_code == 503
     finally:
         gateway.stop()
+
+
+def test_unknown_methods_share_one_metric_series(orphan_gateway: GatewayHandle) -> None:
+    """A client may send any token as a method; they must not each create a new series."""
+    for method in ("BREW", "WHEN", "PROPFIND"):
+        requests.request(method, f"{orphan_gateway.url}/healthz", timeout=5)
+    page = requests.get(f"{orphan_gateway.url}/metrics", timeout=5).text
+    assert 'method="OTHER"' in page
+    assert not any(f'method="{m}"' in page for m in ("BREW", "WHEN", "PROPFIND"))

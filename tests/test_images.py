@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from serving.gateway.errors import ApiError
 from serving.gateway.images import decode_image, image_to_mnist, pixels_to_mnist
+from tests.badinput_corpus import png_declaring
 from tests.processes import REPO_ROOT
 
 EXIF_ORIENTATION = 0x0112
@@ -239,17 +238,6 @@ def test_blank_28x28_mnist_style_image_is_422() -> None:
     with pytest.raises(ApiError) as caught:
         image_to_mnist(Image.new("L", (28, 28), 0))
     assert caught.value.status == 422
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares width x height pixels (a decompression bomb's header)."""
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        checksum = struct.pack(">I", zlib.crc32(kind + payload))
-        return struct.pack(">I", len(payload)) + kind + payload + checksum
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize(("width", "height"), [(100_000, 100_000), (5_000, 5_000), (2_001, 2_000)])

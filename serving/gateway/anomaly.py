@@ -114,7 +114,7 @@ class AnomalyService:
                 windows = np.stack([prepared.values[c.start:c.stop] for c in chunks])
             try:
                 with timer.stage("upstream"):
-                    metrics.BATCH_SIZE.labels(info.name).observe(len(chunks))
+                    metrics.labelled(metrics.BATCH_SIZE, info.name).observe(len(chunks))
                     spec = model_spec(info.name, version=info.version)
                     outputs = self.upstream.predict(spec, {WINDOW_INPUT: windows}, deadline, OUTPUTS).outputs
                 break
@@ -157,7 +157,7 @@ class AnomalyService:
                 _by_sensor(names, expected), _by_sensor(names, np.round(contribution, DECIMALS)), strict=True)
         ]
         scored = scores[~np.isnan(scores)]
-        metrics.MODEL_VERSION_RESPONSES.labels(info.name, str(info.version)).inc()
+        metrics.labelled(metrics.MODEL_VERSION_RESPONSES, info.name, str(info.version)).inc()
         metrics.ANOMALY_POINTS_SCORED.inc(int(scored.size))
         metrics.ANOMALY_POINTS_FLAGGED.inc(int(flags.sum()))
         metrics.ANOMALY_SEGMENTS.inc(len(segments))

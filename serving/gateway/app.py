@@ -60,9 +60,16 @@ def create_app(config: GatewayConfig) -> Flask:
     return app
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 def _endpoint_label() -> str:
     rule = request.url_rule
     return rule.rule if rule is not None else UNMATCHED_ENDPOINT
+
+
+def _method_label() -> str:
+    """The request method, or OTHER: a client can send any token as a method, and each would be a new series."""
+    return request.method if request.method in KNOWN_METHODS else "OTHER"
 
 
 def _install_hooks(app: Flask) -> None:
@@ -80,8 +87,8 @@ def _install_hooks(app: Flask) -> None:
         if started is not None:
             metrics.INFLIGHT.dec()
             endpoint = _endpoint_label()
-            metrics.REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
-            metrics.REQUEST_DURATION.labels(endpoint).observe(time.perf_counter() - started)
+            metrics.labelled(metrics.REQUESTS, endpoint, _method_label(), str(response.status_code)).inc()
+            metrics.labelled(metrics.REQUEST_DURATION, endpoint).observe(time.perf_counter() - started)
         return response
 
     @app.teardown_request

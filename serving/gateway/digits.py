@@ -114,10 +114,10 @@ class DigitService:
                                 grpc.StatusCode.INTERNAL)
         digits = digits.astype(np.int64)
         confidence = probabilities[np.arange(count), digits]
-        metrics.MODEL_VERSION_RESPONSES.labels(self.model, str(prediction.version)).inc()
+        metrics.labelled(metrics.MODEL_VERSION_RESPONSES, self.model, str(prediction.version)).inc()
         for digit, times in enumerate(np.bincount(digits, minlength=DIGIT_CLASSES)):
             if times:
-                metrics.DIGIT_PREDICTIONS.labels(str(digit)).inc(int(times))
+                metrics.labelled(metrics.DIGIT_PREDICTIONS, str(digit)).inc(int(times))
         metrics.observe_many(metrics.DIGIT_CONFIDENCE, confidence)
         rounded = np.round(probabilities.astype(np.float64), 6).tolist()
         return {
@@ -130,7 +130,7 @@ class DigitService:
         }
 
     def _predict_batch(self, images: np.ndarray, deadline: float) -> Prediction:
-        metrics.BATCH_SIZE.labels(self.model).observe(len(images))
+        metrics.labelled(metrics.BATCH_SIZE, self.model).observe(len(images))
         return self.upstream.predict(self.spec, {IMAGE_INPUT: images[..., np.newaxis]}, deadline)
 
     def _check_count(self, count: int, where: str) -> None:

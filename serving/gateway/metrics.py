@@ -7,7 +7,9 @@ that variable (unit tests, a bare Flask app) the default single-process registry
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 import numpy as np
 from prometheus_client import (
@@ -94,6 +96,13 @@ def observe_many(histogram: Histogram, values: np.ndarray) -> None:
         if count:
             bucket.inc(int(count))
     histogram._sum.inc(float(values.sum()))
+
+
+@functools.cache
+def labelled(metric: Any, *labels: str) -> Any:
+    """The child of `metric` for `labels`, looked up once per worker process: `labels()` takes a lock and
+    rebuilds the key on every call, several times per request. Only for label sets of bounded size."""
+    return metric.labels(*labels)
 
 
 def exposition() -> tuple[bytes, str]:

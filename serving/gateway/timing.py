@@ -26,4 +26,4 @@ class StageTimer:
 
     def report(self) -> None:
         for name, seconds in self.seconds.items():
-            metrics.STAGE_DURATION.labels(self.endpoint, name).observe(seconds)
+            metrics.labelled(metrics.STAGE_DURATION, self.endpoint, name).observe(seconds)

@@ -183,9 +183,9 @@ class UpstreamClient:
 
 
 def _count(model: str, method: str, code: grpc.StatusCode) -> None:
-    metrics.UPSTREAM_REQUESTS.labels(model, method, code.name).inc()
+    metrics.labelled(metrics.UPSTREAM_REQUESTS, model, method, code.name).inc()
     if code != grpc.StatusCode.OK:
-        metrics.UPSTREAM_ERRORS.labels(model, code.name).inc()
+        metrics.labelled(metrics.UPSTREAM_ERRORS, model, code.name).inc()
 
 
 def _details(exc: grpc.RpcError) -> str:
