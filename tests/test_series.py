@@ -227,15 +227,23 @@ def test_coarser_input_is_interpolated_onto_the_grid() -> None:
     assert prepared.filled.sum() == 8
 
 
-def test_short_gap_is_filled_long_gap_refused_with_its_place() -> None:
+def test_short_gap_is_filled_long_gap_splits_the_series_without_materialising_it() -> None:
     steps = np.concatenate([np.arange(10), np.arange(13, 30)])  # 3 missing grid points
     prepared = prepare(series(T0 + 300 * steps, steps * 1.0), max_gap_steps=3)
     np.testing.assert_allclose(prepared.values[:, 0], np.arange(30))
     np.testing.assert_array_equal(np.flatnonzero(prepared.filled), [10, 11, 12])
-    error = api_error(prepare, series(T0 + 300 * steps, steps * 1.0), max_gap_steps=2)
-    assert (error.status, error.code) == (422, "gap_too_long")
-    assert ("no data for 3 consecutive grid steps from 2024-03-01T00:50:00Z to 2024-03-01T01:00:00Z; "
-            "at most 2 are filled") in error.message
+    assert prepared.parts == [(0, 30)] and prepared.gaps == []
+
+    split = prepare(series(T0 + 300 * steps, steps * 1.0), max_gap_steps=2)
+    assert split.parts == [(0, 10), (10, 27)] and not split.filled.any()
+    np.testing.assert_array_equal(split.values[:, 0], steps)
+    np.testing.assert_array_equal(split.grid_timestamps, T0 + 300 * steps)
+    (gap,) = split.gaps
+    assert (gap.after, gap.before, gap.missing_steps) == (T0 + 2700, T0 + 3900, 3)
+    # a year-long outage costs two parts, not 100,000 grid points
+    year = prepare(series(np.concatenate([T0 + 300 * np.arange(10), T0 + 3.2e7 + 300 * np.arange(10)]),
+                          np.arange(20.0)), max_points=100)
+    assert year.parts == [(0, 10), (10, 20)] and year.gaps[0].missing_steps == 106_657
 
 
 def test_missing_values_at_the_ends_hold_the_nearest_value() -> None:
@@ -253,25 +261,25 @@ def test_gap_in_one_sensor_of_several() -> None:
     prepared = prepare(raw, sensor_names=["a", "b"])
     np.testing.assert_array_equal(prepared.values[:, 1], np.arange(8))
     np.testing.assert_array_equal(np.flatnonzero(prepared.filled), [2, 3])
-    error = api_error(prepare, raw, sensor_names=["a", "b"], max_gap_steps=1)
-    assert "sensor 'b'" in error.message
+    split = prepare(raw, sensor_names=["a", "b"], max_gap_steps=1, history_length=3)  # b misses 2 > 1 points: they are left out
+    assert split.parts == [(0, 2), (2, 6)] and not split.filled.any()
+    np.testing.assert_array_equal(split.input_to_grid, [0, 1, -1, -1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(split.values[:, 1], [0, 1, 4, 5, 6, 7])
 
 
 def test_too_short_states_the_minimum() -> None:
     error = api_error(prepare, series(T0 + 300 * np.arange(50), np.ones(50)), history_length=50)
     assert (error.status, error.code) == (422, "series_too_short")
-    assert "at least 51" in error.message and "covers 50 points" in error.message
+    assert "at least 51" in error.message and "longest gap-free run has 50 points" in error.message
     assert prepare(series(T0 + 300 * np.arange(51), np.ones(51)), history_length=50).values.shape == (51, 1)
 
 
 def test_too_long_is_413() -> None:
     raw = series(T0 + 300 * np.arange(101), np.ones(101))
     assert api_error(prepare, raw, max_points=100).status == 413
-    # few points spread over a long time still make a long grid: refused before it is allocated
-    sparse = series([T0, T0 + 300 * 10**9], [1.0, 2.0])
-    error = api_error(prepare, sparse, max_points=100)
-    assert (error.status, error.code) == (413, "series_too_long")
-    assert "spans 1000000001 points" in error.message
+    # filled points count: 10 readings every 15 minutes fill 28 points on the 5-minute grid
+    error = api_error(prepare, series(T0 + 900 * np.arange(10), np.ones(10)), max_points=20)
+    assert (error.status, error.code) == (413, "series_too_long") and "fills 28 points" in error.message
 
 
 def test_iso_time_with_an_offset_beyond_year_9999_is_refused() -> None:

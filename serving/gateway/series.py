@@ -19,6 +19,7 @@ import numpy as np
 
 from serving.gateway.errors import ApiError
 from serving.gateway.segments import anomaly_segments, format_timestamp, format_timestamps
+from serving.series_grid import Gap, put_on_grid
 
 __all__ = [
     "Chunk",
@@ -54,13 +55,19 @@ class RawSeries:
 
 @dataclass
 class PreparedSeries:
-    """The series on the model's grid; `input_to_grid[i]` is the grid point of the i-th input point."""
+    """The series on the model's grid: regular parts laid end to end (`values[start:stop]` per part).
+
+    `input_to_grid[i]` is the grid point of the i-th input point (-1 where a long gap in one of its
+    sensors left it out); `gaps` are the outages between parts.
+    """
 
     grid_timestamps: np.ndarray
     values: np.ndarray
     input_to_grid: np.ndarray
     filled: np.ndarray
     sensor_names: list[str]
+    parts: list[tuple[int, int]]
+    gaps: list[Gap]
 
 
 @dataclass(frozen=True)
@@ -285,8 +292,8 @@ def _sensor_matrix(raw: RawSeries, sensor_names: Sequence[str]) -> np.ndarray:
     return np.stack([raw.values[name] for name in sensor_names], axis=1)
 
 
-def _keep_for_duplicates(sorted_times: np.ndarray, policy: str) -> np.ndarray:
-    """Mask over the sorted points: which ones enter the grid under the duplicate policy."""
+def _apply_duplicate_policy(sorted_times: np.ndarray, values: np.ndarray, policy: str) -> np.ndarray:
+    """`values` (sorted rows) with the readings the policy drops set to NaN (so they join no mean)."""
     same_as_next = np.concatenate((sorted_times[1:] == sorted_times[:-1], [False]))
     same_as_previous = np.concatenate(([False], same_as_next[:-1]))
     if policy == "reject" and same_as_next.any():
@@ -295,44 +302,12 @@ def _keep_for_duplicates(sorted_times: np.ndarray, policy: str) -> np.ndarray:
             422, "duplicate_timestamps",
             f"{int(same_as_next.sum())} duplicated timestamps, the first at {first}",
         )
-    if policy == "first":
-        return ~same_as_previous
-    if policy == "last":
-        return ~same_as_next
-    return np.ones(sorted_times.shape, dtype=bool)
-
-
-def _bucket_means(steps: np.ndarray, values: np.ndarray, n_grid: int) -> np.ndarray:
-    """Mean of the non-NaN values landing on each grid step; NaN where none did."""
-    present = ~np.isnan(values)
-    grid = np.full((n_grid, values.shape[1]), np.nan)
-    for k in range(values.shape[1]):
-        counts = np.bincount(steps[present[:, k]], minlength=n_grid)
-        sums = np.bincount(steps[present[:, k]], weights=values[present[:, k], k], minlength=n_grid)
-        np.divide(sums, counts, out=grid[:, k], where=counts > 0)
-    return grid
-
-
-def _fill_gaps(grid: np.ndarray, grid_times: np.ndarray, names: Sequence[str], max_gap_steps: int) -> None:
-    """Interpolate runs of NaN up to `max_gap_steps` long in place (held flat at the ends), else 422."""
-    positions = np.arange(grid.shape[0])
-    for k, name in enumerate(names):
-        missing = np.isnan(grid[:, k])
-        if not missing.any():
-            continue
-        if missing.all():
-            raise ApiError(422, "gap_too_long", f"sensor {name!r} has no values at all")
-        edges = np.diff(np.concatenate(([0], missing.astype(np.int8), [0])))
-        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        longest = int(np.argmax(stops - starts))
-        if stops[longest] - starts[longest] > max_gap_steps:
-            raise ApiError(
-                422, "gap_too_long",
-                f"sensor {name!r} has no data for {stops[longest] - starts[longest]} consecutive grid steps "
-                f"from {format_timestamp(grid_times[starts[longest]])} to "
-                f"{format_timestamp(grid_times[stops[longest] - 1])}; at most {max_gap_steps} are filled",
-            )
-        grid[missing, k] = np.interp(positions[missing], positions[~missing], grid[~missing, k])
+    dropped = {"first": same_as_previous, "last": same_as_next}.get(policy)
+    if dropped is None or not dropped.any():
+        return values
+    values = values.copy()
+    values[dropped] = np.nan
+    return values
 
 
 def prepare_series(
@@ -345,11 +320,11 @@ def prepare_series(
     max_gap_steps: int = 12,
     duplicate_policy: str = "mean",
 ) -> PreparedSeries:
-    """Validate `raw` and put it on the model's grid (see docs/preprocessing.md for every policy).
+    """Validate `raw` and put it on the model's grid: serving/series_grid.py, the policy training uses too.
 
-    The grid starts at the earliest timestamp and steps by `interval_seconds`; each input point goes
-    to its nearest grid point and a grid point's value is the mean of the points on it. Unsorted
-    input is accepted. `max_points` also bounds the grid the series spans.
+    Gaps longer than `max_gap_steps` split the grid into parts; parts of at most `history_length` points
+    are kept (their points get no score) unless no part is long enough, which is 422 `series_too_short`.
+    `max_points` also bounds the grid (filled points included).
     """
     if interval_seconds <= 0 or history_length < 0 or max_gap_steps < 0:
         raise ValueError("interval_seconds must be > 0; history_length and max_gap_steps >= 0")
@@ -358,38 +333,37 @@ def prepare_series(
     count = _usable(raw).timestamps.size
     _check_count(count, max_points)
     matrix = _sensor_matrix(raw, sensor_names)
-
+    empty = np.isnan(matrix).all(axis=0)
+    if empty.any():
+        raise ApiError(422, "gap_too_long", f"sensor {sensor_names[int(np.argmax(empty))]!r} has no values at all")
     order = np.argsort(raw.timestamps, kind="stable")
-    sorted_times = raw.timestamps[order]
-    span_steps = (sorted_times[-1] - sorted_times[0]) / interval_seconds
-    if span_steps + 1 > max_points:
+    sorted_values = _apply_duplicate_policy(raw.timestamps[order], matrix[order], duplicate_policy)
+    matrix = np.empty_like(sorted_values)
+    matrix[order] = sorted_values
+    grid = put_on_grid(raw.timestamps, matrix, interval_seconds, max_gap_steps)
+    if len(grid.values) > max_points:
         raise ApiError(
             413, "series_too_long",
-            f"the series spans {math.floor(span_steps) + 1} points at the model's interval of "
-            f"{interval_seconds:g} s; the limit is {max_points}",
+            f"the series fills {len(grid.values)} points at the model's interval of {interval_seconds:g} s "
+            f"(gaps interpolated); the limit is {max_points}",
         )
-    sorted_steps = np.floor((sorted_times - sorted_times[0]) / interval_seconds + 0.5).astype(np.int64)
-    n_grid = int(sorted_steps[-1]) + 1
-    if n_grid < history_length + 1:
+    longest = max((stop - start for start, stop in grid.parts), default=0)
+    if longest < history_length + 1:
+        where = f" between {len(grid.gaps)} gaps" if grid.gaps else ""
         raise ApiError(
             422, "series_too_short",
-            f"the series covers {n_grid} points at the model's interval of {interval_seconds:g} s; "
-            f"the model needs at least {history_length + 1} (history_length {history_length} + 1)",
+            f"the longest gap-free run{where} has {longest} points at the model's interval of "
+            f"{interval_seconds:g} s; the model needs at least {history_length + 1} "
+            f"(history_length {history_length} + 1)",
         )
-    keep = _keep_for_duplicates(sorted_times, duplicate_policy)
-    grid = _bucket_means(sorted_steps[keep], matrix[order][keep], n_grid)
-    grid_times = sorted_times[0] + interval_seconds * np.arange(n_grid, dtype=np.float64)
-    filled = np.isnan(grid).any(axis=1)
-    _fill_gaps(grid, grid_times, sensor_names, max_gap_steps)
-
-    input_to_grid = np.empty(count, dtype=np.int64)
-    input_to_grid[order] = sorted_steps
     return PreparedSeries(
-        grid_timestamps=grid_times,
-        values=grid.astype(np.float32),
-        input_to_grid=input_to_grid,
-        filled=filled,
+        grid_timestamps=grid.timestamps,
+        values=grid.values.astype(np.float32),
+        input_to_grid=grid.reading_to_point,
+        filled=grid.filled,
         sensor_names=list(sensor_names),
+        parts=grid.parts,
+        gaps=grid.gaps,
     )
 
 
