@@ -21,6 +21,7 @@ like the data it learnt from:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,10 +151,10 @@ def put_on_grid(timestamps: np.ndarray, matrix: np.ndarray, interval: float, max
     breaks = np.flatnonzero(missing < 0) + 1  # reading points that start a new part
     bounds = [0, *position[breaks].tolist(), n_grid]
     left_out = _long_sensor_gaps(grid_values, max_gap_steps)
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, stop in itertools.pairwise(bounds):
         _fill_part(grid_times, grid_values, start, stop)
     left_out |= np.isnan(grid_values).any(axis=1)  # a sensor with no value at all in a short part
-    parts = [run for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+    parts = [run for start, stop in itertools.pairwise(bounds)
              for run in _split_on(left_out, start, stop)]
     keep = np.zeros(n_grid, dtype=bool)
     for start, stop in parts:

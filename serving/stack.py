@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -58,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"no versions of {', '.join(missing)} under {args.models}/: run `make models` first", file=sys.stderr)
         return 2
+    generated = args.models / "models.config"  # written by the training job: every model it trained
+    models_config = generated if generated.is_file() else CONFIG_DIR / "models.config"
     model_server = subprocess.Popen([
         sys.executable, "-m", "serving.modelserver",
         f"--port={args.grpc_port}", f"--rest_api_port={args.rest_port}",
-        f"--model_config_file={CONFIG_DIR / 'models.config'}", f"--models_dir={args.models}",
+        f"--model_config_file={models_config}", f"--models_dir={args.models}",
         f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}",
     ])
     processes = [model_server]
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         gateway = subprocess.Popen([
             sys.executable, "-m", "serving.gateway", f"--port={args.port}",
             f"--upstream=127.0.0.1:{args.grpc_port}", f"--workers={args.workers}",
-        ])
+        ], env={**os.environ, "GATEWAY_MODELS_CONFIG": str(models_config.resolve())})
         processes.append(gateway)
         gateway_url = f"http://localhost:{args.port}"
         wait_until(lambda: _ready(f"{gateway_url}/readyz"), gateway, 60, "gateway")

@@ -261,7 +261,8 @@ def test_gap_in_one_sensor_of_several() -> None:
     prepared = prepare(raw, sensor_names=["a", "b"])
     np.testing.assert_array_equal(prepared.values[:, 1], np.arange(8))
     np.testing.assert_array_equal(np.flatnonzero(prepared.filled), [2, 3])
-    split = prepare(raw, sensor_names=["a", "b"], max_gap_steps=1, history_length=3)  # b misses 2 > 1 points: they are left out
+    # b misses 2 > 1 points: they are left out
+    split = prepare(raw, sensor_names=["a", "b"], max_gap_steps=1, history_length=3)
     assert split.parts == [(0, 2), (2, 6)] and not split.filled.any()
     np.testing.assert_array_equal(split.input_to_grid, [0, 1, -1, -1, 2, 3, 4, 5])
     np.testing.assert_array_equal(split.values[:, 1], [0, 1, 4, 5, 6, 7])

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
 from training.export import existing_versions
 from training.mnist_data import DataError
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -33,12 +36,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--seed", type=int, default=0, help="random seed; CPU runs are deterministic (default 0)"
     )
     parser.add_argument("--quick", action="store_true", help="fewer epochs: a usable model in about a minute")
+    parser.add_argument(
+        "--name", help="anomaly: the model's name (default 'anomaly'); a --data folder names each model after its file"
+    )
     rows = parser.add_mutually_exclusive_group()
     rows.add_argument("--train-rows", type=int, help="anomaly: learn from the first N rows only")
-    rows.add_argument(
-        "--train-fraction",
-        type=float,
-        help="anomaly: learn from the first fraction of rows only (NAB's probationary period: min(0.15, 750 rows))",
+    rows.add_argument("--train-fraction", type=float, help="anomaly: learn from the first fraction of rows only")
+    parser.add_argument(
+        "--max-train-rows",
+        type=int,
+        help="anomaly: learn from at most N rows "
+        "(NAB's probationary period: --train-fraction 0.15 --max-train-rows 750)",
+    )
+    parser.add_argument(
+        "--shard",
+        default=None,
+        help="anomaly with a --data folder: 'INDEX/COUNT' trains every COUNT-th file from INDEX "
+        "(default: $JOB_COMPLETION_INDEX/$SHARD_COUNT when set, as in a Kubernetes Indexed Job, else 0/1)",
     )
     parser.add_argument(
         "--mixed-precision",
@@ -62,16 +76,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--train-rows must be at least 2")
     if args.train_fraction is not None and not 0 < args.train_fraction <= 1:
         parser.error("--train-fraction must be in (0, 1]")
+    if args.max_train_rows is not None and args.max_train_rows < 2:
+        parser.error("--max-train-rows must be at least 2")
+    if args.name is not None and not NAME_PATTERN.fullmatch(args.name):
+        parser.error("--name must be 1-64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit")
+    args.shard = _shard(parser, args.shard)
     return args
+
+
+def _shard(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, int]:
+    """(index, count) from --shard or the Indexed Job's environment."""
+    if text is None:
+        index, count = os.environ.get("JOB_COMPLETION_INDEX"), os.environ.get("SHARD_COUNT")
+        text = f"{index}/{count}" if index is not None and count is not None else "0/1"
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        parser.error(f"--shard must be INDEX/COUNT with 0 <= INDEX < COUNT, got {text!r}")
+    return int(match[1]), int(match[2])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     names = ["mnist", "anomaly"] if args.model == "all" else [args.model]
-    todo = [name for name in names if not (args.if_missing and existing_versions(args.out / name))]
+    folder = {"mnist": "mnist", "anomaly": args.name or "anomaly"}
+    todo = [name for name in names if not (args.if_missing and existing_versions(args.out / folder[name]))]
     for name in sorted(set(names) - set(todo)):
-        print(f"[{name}] versions {existing_versions(args.out / name)} already in {args.out / name}; skipped")
+        path = args.out / folder[name]
+        print(f"[{name}] versions {existing_versions(path)} already in {path}; skipped")
     if not todo:
         return 0
     from training.devices import seed_everything, setup_devices
@@ -91,4 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    from training.models_config import write_models_config
+
+    print(f"model server config: {write_models_config(args.out)}")
     return 0

@@ -1,107 +1,146 @@
-"""`python -m training anomaly`: load or generate sensor data, train and calibrate the LSTM, export a version."""
+"""`python -m training anomaly`: one LSTM per asset, from a CSV, a folder of CSVs, or built-in synthetic data."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
 from training.mnist_data import DataError
 from training.reporting import card_facts, finish, report_base
 
-QUICK_ANOMALY_EPOCHS = 12
+QUICK_ANOMALY_EPOCHS = 6
 SYNTHETIC_POINTS = 20_160  # two weeks at one-minute resolution
+DEFAULT_NAME = "anomaly"
 
 
-def load_series(args: argparse.Namespace, data: str | None, params):
-    from training.anomaly_model import AnomalyParams
+def model_name_for(path: Path) -> str:
+    """A TF Serving model name from a file name: `Twitter_volume_AAPL.csv` -> `twitter_volume_aapl`."""
+    return re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-") or "anomaly"
+
+
+def learning_rows(total: int, args: argparse.Namespace) -> int:
+    """Rows to learn from: --train-rows, or --train-fraction of the file capped at --max-train-rows, or all."""
+    rows = total
+    if args.train_rows is not None:
+        rows = args.train_rows
+    elif args.train_fraction is not None:
+        rows = int(total * args.train_fraction)
+    if args.max_train_rows is not None:
+        rows = min(rows, args.max_train_rows)
+    return min(rows, total)
+
+
+def count_rows(path: Path) -> int:
+    with path.open("rb") as handle:
+        return max(sum(1 for line in handle if line.strip()) - 1, 0)
+
+
+def load_series(args: argparse.Namespace, data: Path | None):
     from training.series_data import read_sensor_csv
     from training.synthetic import synthetic_series
 
-    assert isinstance(params, AnomalyParams)
     if data is None:
-        series = synthetic_series(SYNTHETIC_POINTS // (2 if args.quick else 1), args.seed)
-    else:
-        series = read_sensor_csv(Path(data), min_rows=2)
-    rows = len(series.values)
-    if args.train_rows is not None:
-        rows = min(rows, args.train_rows)
-    elif args.train_fraction is not None:
-        rows = int(rows * args.train_fraction)
-    needed = int((params.window_steps + 1) / (1 - params.validation_fraction)) + params.history_length + 2
-    if rows < needed:
-        raise DataError(
-            f"{series.source}: {rows} usable points at a {series.interval_seconds:g}s interval; the anomaly model "
-            f"needs at least {needed} (a training window of {params.window_steps + 1} plus held-out data)"
-        )
-    return series.head(rows) if rows < len(series.values) else series
+        return synthetic_series(SYNTHETIC_POINTS // (2 if args.quick else 1), args.seed)
+    return read_sensor_csv(data, learning_rows(count_rows(data), args))
+
+
+def asset_files(data: Path, shard: tuple[int, int]) -> list[Path]:
+    """The CSVs of a folder (recursively, in name order) that belong to shard (index, count)."""
+    files = sorted(p for p in data.rglob("*.csv") if p.is_file())
+    if not files:
+        raise DataError(f"{data}: no .csv files in this folder")
+    names: dict[str, Path] = {}
+    for path in files:
+        clash = names.setdefault(model_name_for(path), path)
+        if clash != path:
+            raise DataError(f"{path} and {clash} would both be model {model_name_for(path)!r}; rename one")
+    index, count = shard
+    return files[index::count]
 
 
 def train_anomaly(args: argparse.Namespace, data: str | None, devices) -> None:
+    """One model from a CSV (named --name) or synthetic data, or one model per CSV of a folder."""
+    source = Path(data) if data else None
+    if source is None or not source.is_dir():
+        train_one(args, source, args.name or DEFAULT_NAME, devices)
+        return
+    if args.name:
+        raise DataError("--name names one model; a folder trains one model per file, named after the file")
+    files = asset_files(source, args.shard)
+    started = time.time()
+    failed = []
+    for done, path in enumerate(files):
+        name = model_name_for(path)
+        elapsed = time.time() - started
+        eta = f", about {elapsed / done * (len(files) - done):.0f}s left" if done else ""
+        print(f"[assets {done}/{len(files)}{eta}] {name} <- {path}", flush=True)
+        try:
+            train_one(args, path, name, devices)
+        except DataError as exc:
+            failed.append(name)
+            print(f"[assets] {name}: skipped: {exc}", flush=True)
+    print(f"[assets {len(files)}/{len(files)}] done in {time.time() - started:.0f}s; "
+          f"{len(files) - len(failed)} models, {len(failed)} skipped {failed if failed else ''}".rstrip())
+
+
+def train_one(args: argparse.Namespace, data: Path | None, name: str, devices) -> None:
     from training import anomaly_export, anomaly_model
     from training.model_card import write_model_card
 
     started = time.time()
     epochs = args.epochs or (QUICK_ANOMALY_EPOCHS if args.quick else anomaly_model.AnomalyParams.epochs)
     params = anomaly_model.AnomalyParams(epochs=epochs, seed=args.seed)
-    series = load_series(args, data, params)
+    series = load_series(args, data)
     print(
-        f"[anomaly] {len(series.values)} points x {len(series.sensor_names)} sensors {series.sensor_names} "
+        f"[{name}] {len(series.values)} points x {len(series.sensor_names)} sensors {series.sensor_names} "
         f"every {series.interval_seconds:g}s from {series.source}"
     )
     for note in series.notes:
-        print(f"[anomaly] {note}")
+        print(f"[{name}] {note}")
     try:
         model, scaler, calibration, metrics = anomaly_model.train(series, params, devices.strategy)
     except ValueError as exc:
         raise DataError(f"{series.source}: {exc}") from None
     metrics["wall_seconds"] = round(time.time() - started, 2)
-    metrics["threshold"] = calibration.threshold
-    print(
-        f"[anomaly] calibrated on {calibration.validation_points} held-out points: threshold "
-        f"{calibration.threshold:.7f}, highest held-out score {calibration.validation_max_score:.7f}"
-    )
-    report = report_base("anomaly", args, devices, params, started)
+    print(f"[{name}] learnt from {calibration.learning_points} points; error prior "
+          f"{calibration.score.prior_mean:.3f} +- {calibration.score.prior_std:.3f}")
+    report = report_base(name, args, devices, params, started)
     facts = {
         "sensor_names": series.sensor_names,
         "interval_seconds": series.interval_seconds,
         "history_length": params.history_length,
-        "smoothing_steps": params.smoothing_steps,
-        "threshold": calibration.threshold,
+        "learning_points": calibration.learning_points,
         "scaler_mean": scaler.mean.tolist(),
         "scaler_std": scaler.std.tolist(),
         "residual_std": calibration.residual_std.tolist(),
-        "log_error_mean": calibration.log_error_mean,
-        "log_error_std": calibration.log_error_std,
+        "score": vars(calibration.score),
     }
     report.update(
         metrics=metrics,
         calibration=facts,
-        data={
-            "source": series.source,
-            "sha256": series.fingerprint(),
-            "points": len(series.values),
-            "notes": series.notes,
-        },
+        data={"source": series.source, "sha256": series.fingerprint(), "points": len(series.values),
+              "notes": series.notes},
     )
-    example = series.segments(params.history_length + 2)[-1][: params.window_steps * 4]
+    example = max(series.segments(params.min_points), key=len)[: params.window_steps * 4]
 
     def card(path: Path, rep: dict) -> None:
+        confidence = ("short history: scores lean on the learnt prior until the series' own history "
+                      "takes over" if calibration.learning_points < 1000 else "learnt from a long history")
         write_model_card(
             path,
-            "anomaly: LSTM sensor anomaly detector",
-            "One-step-ahead LSTM forecaster; scores are the calibrated tail probability of the smoothed squared "
-            "forecast residual (see docs/contract.md). Scores at the first history_length points of a sequence "
-            "are not meaningful.",
-            {
-                **facts,
-                **card_facts(rep, epochs),
-            },
+            f"{name}: LSTM sensor anomaly detector",
+            "LSTM forecaster of each sensor's next change; its per-step error is turned into a self-adapting "
+            f"score by the gateway (docs/anomaly.md). Learnt from {calibration.learning_points} grid points "
+            f"({confidence}). Points in the first history_length steps of a sequence get no score.",
+            {**facts, **card_facts(rep, epochs)},
             f"serving_default: window float32 [-1,-1,{len(series.sensor_names)}] -> forecast, residual "
-            f"[-1,-1,{len(series.sensor_names)}], score [-1,-1]\nmodel_info: window -> history_length, "
-            "interval_seconds, threshold, smoothing_steps, sensor_names",
+            f"[-1,-1,{len(series.sensor_names)}], error [-1,-1]\nmodel_info: window -> history_length, "
+            "interval_seconds, sensor_names, average_points, baseline_points, prior_points, event_gap_points, "
+            "prior_error_mean, prior_error_std",
         )
 
-    finish("anomaly", args, report, lambda tmp: anomaly_export.save_anomaly(
-            model, scaler, calibration, params, series.sensor_names, series.interval_seconds, tmp, example
-        ), card)
+    finish(name, args, report, lambda tmp: anomaly_export.save_anomaly(
+        model, scaler, calibration, params, name, series.sensor_names, series.interval_seconds, tmp, example
+    ), card)

@@ -129,4 +129,6 @@ def normalised(scores: Sequence[FileScore]) -> float:
     total = sum(s.score for s in scores)
     null = sum(s.null_score for s in scores)
     perfect = sum(s.perfect_score for s in scores)
+    if perfect == null:
+        raise ValueError("no labelled window to normalise by")
     return 100.0 * (total - null) / (perfect - null)

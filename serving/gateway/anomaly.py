@@ -1,8 +1,10 @@
-"""`POST /v1/anomaly:score`: a sensor series in, a score per point and the anomalous segments out.
+"""`POST /v1/anomaly:score`: a sensor series in, a score per point, the events and the gaps out.
 
-The series is put on the model's grid, cut into equal-length chunks that overlap by
-`history_length` (serving/gateway/series.py), and all chunks go to the model in ONE Predict call
-([n_chunks, chunk_len, F]) with the version whose constants were used to prepare them.
+The request names a model (one per asset; default `anomaly`). The series is put on that model's grid
+(gaps split it into parts), each part is cut into equal-length chunks that overlap by `history_length`
+(serving/gateway/series.py), and all chunks go to the model in ONE Predict call ([n_chunks, chunk_len, F])
+with the version whose constants were used to prepare them. The model's per-step errors become
+self-adapting scores, flags and events in serving/anomaly_scoring.py (docs/anomaly.md).
 """
 
 from __future__ import annotations
@@ -15,19 +17,22 @@ import grpc
 import numpy as np
 from flask import Request
 
+from serving import anomaly_scoring
 from serving.gateway import metrics
 from serving.gateway.catalog import WINDOW_INPUT, AnomalyCatalog, AnomalyModelInfo
 from serving.gateway.config import GatewayConfig
 from serving.gateway.errors import ApiError
 from serving.gateway.jsonio import is_json, read_json
+from serving.gateway.model_registry import ModelRegistry
 from serving.gateway.series import (
+    Chunk,
     PreparedSeries,
     RawSeries,
-    anomaly_segments,
+    chunk_windows,
     format_timestamps,
-    make_chunks,
     parse_csv_series,
     parse_json_series,
+    plan_chunks,
     prepare_series,
     stitch,
 )
@@ -35,37 +40,40 @@ from serving.gateway.timing import StageTimer
 from serving.gateway.upstream import UpstreamClient, UpstreamError, model_spec
 
 CSV_FIELD = "file"
-OUTPUTS = ("forecast", "residual", "score")
+OUTPUTS = ("forecast", "residual", "error")
 DECIMALS = 6  # for forecasts and contributions (keeps a 10,000-point answer small)
 
 
 @dataclass(frozen=True)
 class ScoringRequest:
-    """What a client asked for: the raw series and at most one of threshold / sensitivity."""
+    """What a client asked for: the model, the raw series and at most one of threshold / sensitivity."""
 
+    model: str
     series: RawSeries
     threshold: float | None
     sensitivity: float | None
 
 
-def threshold_for(default: float, sensitivity: float) -> float:
-    """Map sensitivity in [0, 1] onto the score threshold, piecewise linearly through the default.
-
-    0.5 keeps the model's default threshold; 1 lowers it to 0 (every scored point is flagged);
-    0 raises it to 1 (nothing is flagged). Between those the threshold moves linearly.
-    """
-    if sensitivity >= 0.5:
-        return default * (1.0 - sensitivity) * 2.0
-    return default + (1.0 - default) * (0.5 - sensitivity) * 2.0
-
-
 class AnomalyService:
-    """Scores series against the current version of the anomaly model."""
+    """Scores series against the current version of the model each request names."""
 
-    def __init__(self, upstream: UpstreamClient, catalog: AnomalyCatalog, config: GatewayConfig) -> None:
+    def __init__(self, upstream: UpstreamClient, registry: ModelRegistry, config: GatewayConfig) -> None:
         self.upstream = upstream
-        self.catalog = catalog
+        self.registry = registry
         self.config = config
+        self._catalogs: dict[str, AnomalyCatalog] = {}
+
+    def catalog(self, name: str) -> AnomalyCatalog:
+        """The version catalog of a known model; 404 `unknown_model` with the known names otherwise."""
+        known = self.registry.anomaly_models()
+        if name not in known:
+            listed = ", ".join(known[:50]) + (f" and {len(known) - 50} more" if len(known) > 50 else "")
+            raise ApiError(404, "unknown_model", f"no anomaly model {name[:80]!r}; known models: {listed}")
+        catalog = self._catalogs.get(name)
+        if catalog is None:
+            catalog = self._catalogs.setdefault(name, AnomalyCatalog(
+                self.upstream, name, label=self.config.model_label, version_ttl=self.config.version_cache_seconds))
+        return catalog
 
     def read_request(self, request: Request, timer: StageTimer) -> ScoringRequest:
         """The series from JSON, a text/csv body or a multipart `file`, and the threshold options."""
@@ -93,86 +101,141 @@ class AnomalyService:
                                   for name in ("threshold", "sensitivity"))
         if threshold is not None and sensitivity is not None:
             raise ApiError(400, "conflicting_parameters", "send threshold or sensitivity, not both")
-        return ScoringRequest(series, threshold, sensitivity)
+        model = request.args.get("model", options.get("model", self.config.anomaly_model))
+        if not isinstance(model, str) or not model:
+            raise ApiError(400, "invalid_parameter", "model must be a non-empty string")
+        return ScoringRequest(model, series, threshold, sensitivity)
 
     def score(self, scoring: ScoringRequest, deadline: float, timer: StageTimer) -> dict[str, Any]:
-        """Prepare, predict (retrying once if the version vanished meanwhile) and build the response."""
-        for attempt in range(2):
-            info = self.catalog.current(deadline)
-            with timer.stage("preprocess"):
-                prepared = prepare_series(
-                    scoring.series,
-                    interval_seconds=info.interval_seconds,
-                    sensor_names=info.sensor_names,
-                    history_length=info.history_length,
-                    max_points=self.config.max_series_points,
-                    max_gap_steps=self.config.max_gap_steps,
-                    duplicate_policy=self.config.duplicate_policy,
-                )
-                chunk_len = max(self.config.anomaly_chunk_points, info.history_length + 1)
-                chunks = make_chunks(len(prepared.values), info.history_length, chunk_len)
-                windows = np.stack([prepared.values[c.start:c.stop] for c in chunks])
-            try:
-                with timer.stage("upstream"):
-                    metrics.labelled(metrics.BATCH_SIZE, info.name).observe(len(chunks))
-                    spec = model_spec(info.name, version=info.version)
-                    outputs = self.upstream.predict(spec, {WINDOW_INPUT: windows}, deadline, OUTPUTS).outputs
-                break
-            except UpstreamError as exc:
-                if exc.grpc_code != grpc.StatusCode.NOT_FOUND or attempt:
-                    raise
-                self.catalog.forget(info.version)
+        """Prepare, predict (again with the new version if the old one vanished meanwhile), respond."""
+        catalog = self.catalog(scoring.model)
+        info = catalog.current(deadline)
+        try:
+            prepared, chunks, outputs = self._forecast(scoring.series, info, deadline, timer)
+        except UpstreamError as exc:
+            if exc.grpc_code != grpc.StatusCode.NOT_FOUND:
+                raise
+            catalog.forget(info.version)
+            info = catalog.current(deadline)
+            prepared, chunks, outputs = self._forecast(scoring.series, info, deadline, timer)
         with timer.stage("postprocess"):
-            _check_outputs(info, outputs, windows.shape)
             n_grid = len(prepared.values)
             grid = {key: stitch(chunks, outputs[key], n_grid) for key in OUTPUTS}
             return self._response(scoring, info, prepared, grid)
 
+    def _forecast(self, series: RawSeries, info: AnomalyModelInfo, deadline: float,
+                  timer: StageTimer) -> tuple[PreparedSeries, list[Chunk], dict[str, np.ndarray]]:
+        """The series on `info`'s grid, its chunks, and the model's outputs for them (one Predict call)."""
+        with timer.stage("preprocess"):
+            prepared = prepare_series(
+                series,
+                interval_seconds=info.interval_seconds,
+                sensor_names=info.sensor_names,
+                history_length=info.history_length,
+                max_points=self.config.max_series_points,
+                max_gap_steps=self.config.max_gap_steps,
+                duplicate_policy=self.config.duplicate_policy,
+            )
+            chunk_len = max(self.config.anomaly_chunk_points, info.history_length + 1)
+            chunks, length = plan_chunks(prepared.parts, info.history_length, chunk_len)
+            windows = chunk_windows(prepared.values, chunks, length)
+        with timer.stage("upstream"):
+            metrics.labelled(metrics.BATCH_SIZE, metrics.model_label(info.name)).observe(len(chunks))
+            spec = model_spec(info.name, version=info.version)
+            outputs = self.upstream.predict(spec, {WINDOW_INPUT: windows}, deadline, OUTPUTS).outputs
+        _check_outputs(info, outputs, windows.shape)
+        return prepared, chunks, outputs
+
     def _response(self, scoring: ScoringRequest, info: AnomalyModelInfo, prepared: PreparedSeries,
                   grid: dict[str, np.ndarray]) -> dict[str, Any]:
-        if scoring.threshold is not None:
-            threshold = scoring.threshold
-        elif scoring.sensitivity is not None:
-            threshold = threshold_for(info.threshold, scoring.sensitivity)
-        else:
-            threshold = info.threshold
-        grid_scores = grid["score"].astype(np.float64)
+        sensitivity = anomaly_scoring.DEFAULT_SENSITIVITY if scoring.sensitivity is None else scoring.sensitivity
+        threshold = (anomaly_scoring.threshold_for(sensitivity) if scoring.threshold is None
+                     else scoring.threshold)
+        grid_scores = anomaly_scoring.adaptive_scores(grid["error"], info.score)
         grid_flags = np.nan_to_num(grid_scores, nan=-1.0) > threshold
-        segments = anomaly_segments(prepared.grid_timestamps, grid_scores, grid_flags)
+        events = anomaly_scoring.group_events(grid_flags, grid_scores, info.score.event_gap_points)
+        grid_alarms = np.zeros(len(grid_scores), dtype=bool)
+        grid_alarms[[event.start for event in events]] = True
 
         at = prepared.input_to_grid
-        scores = grid_scores[at]  # not rounded: calibrated scores crowd just below 1
-        flags = grid_flags[at]
-        squared = np.square(grid["residual"][at].astype(np.float64))
+        placed = at >= 0
+        pick = np.where(placed, at, 0)
+        scores = np.where(placed, grid_scores[pick], np.nan)
+        flags = placed & grid_flags[pick]
+        alarms = placed & grid_alarms[pick]
+        squared = np.square(grid["residual"][pick].astype(np.float64))
         totals = squared.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             contribution = np.where(totals > 0, squared / totals, 1.0 / squared.shape[1])
         contribution[np.isnan(scores)] = np.nan
-        expected = np.round(grid["forecast"][at].astype(np.float64), DECIMALS)
+        expected = np.round(grid["forecast"][pick].astype(np.float64), DECIMALS)
+        expected[~placed] = np.nan
+        reasons = _unscored_reasons(prepared, info.history_length, placed, pick, scores)
         names = info.sensor_names
         points = [
-            {"timestamp": stamp, "score": score, "is_anomaly": flag, "expected": forecast, "contribution": share}
-            for stamp, score, flag, forecast, share in zip(
-                format_timestamps(scoring.series.timestamps), scores.tolist(), flags.tolist(),
-                _by_sensor(names, expected), _by_sensor(names, np.round(contribution, DECIMALS)), strict=True)
+            {"timestamp": stamp, "score": score, "is_anomaly": flag, "alarm": alarm, "expected": forecast,
+             "contribution": share, **({"unscored": reason} if reason else {})}
+            for stamp, score, flag, alarm, forecast, share, reason in zip(
+                format_timestamps(scoring.series.timestamps), scores.tolist(), flags.tolist(), alarms.tolist(),
+                _by_sensor(names, expected), _by_sensor(names, np.round(contribution, DECIMALS)), reasons,
+                strict=True)
         ]
         scored = scores[~np.isnan(scores)]
-        metrics.labelled(metrics.MODEL_VERSION_RESPONSES, info.name, str(info.version)).inc()
-        metrics.ANOMALY_POINTS_SCORED.inc(int(scored.size))
-        metrics.ANOMALY_POINTS_FLAGGED.inc(int(flags.sum()))
-        metrics.ANOMALY_SEGMENTS.inc(len(segments))
+        label = metrics.model_label(info.name)
+        metrics.labelled(metrics.MODEL_VERSION_RESPONSES, label, str(info.version)).inc()
+        metrics.labelled(metrics.ANOMALY_POINTS_SCORED, label).inc(int(scored.size))
+        metrics.labelled(metrics.ANOMALY_POINTS_FLAGGED, label).inc(int(flags.sum()))
+        metrics.labelled(metrics.ANOMALY_EVENTS, label).inc(len(events))
         metrics.observe_many(metrics.ANOMALY_SCORE, scored)
         return {
             "points": points,
-            "anomalies": segments,
+            "anomalies": _events_json(prepared, grid_scores, grid_flags, events),
+            "gaps": _gaps_json(prepared),
             "threshold": threshold,
-            "sensitivity": scoring.sensitivity,
+            "sensitivity": None if scoring.threshold is not None else sensitivity,
+            "expected_false_alarms_per_1000": round(1000.0 * (1.0 - threshold), 6),
+            "event_gap_points": info.score.event_gap_points,
             "sensors": list(names),
             "interval_seconds": info.interval_seconds,
             "history_length": info.history_length,
             "filled_points": int(prepared.filled.sum()),
             "model": {"name": info.name, "version": info.version},
         }
+
+
+def _unscored_reasons(prepared: PreparedSeries, history_length: int, placed: np.ndarray, pick: np.ndarray,
+                      scores: np.ndarray) -> list[str | None]:
+    """Why a point has no score: left out by a sensor gap, or still warming up (at the start or after a gap)."""
+    after_gap = np.zeros(len(prepared.values), dtype=bool)
+    for start, stop in prepared.parts[1:]:
+        after_gap[start:min(stop, start + history_length)] = True
+    reasons: list[str | None] = [None] * len(scores)
+    for i in np.flatnonzero(np.isnan(scores)).tolist():
+        if not placed[i]:
+            reasons[i] = "sensor_gap"
+        else:
+            reasons[i] = "after_gap" if after_gap[pick[i]] else "warming_up"
+    return reasons
+
+
+def _gaps_json(prepared: PreparedSeries) -> list[dict[str, Any]]:
+    stamps = format_timestamps(np.array([t for gap in prepared.gaps for t in (gap.after, gap.before)]))
+    return [{"after": stamps[2 * k], "before": stamps[2 * k + 1], "missing_points": gap.missing_steps}
+            for k, gap in enumerate(prepared.gaps)]
+
+
+def _events_json(prepared: PreparedSeries, scores: np.ndarray, flags: np.ndarray,
+                 events: list[anomaly_scoring.Event]) -> list[dict[str, Any]]:
+    """Events as {start, end, peak_score, peak_at, points}: `start` is the alarm, `points` the flagged ones."""
+    if not events:
+        return []
+    places = np.array([[e.start, e.end, e.peak] for e in events]).ravel()
+    stamps = format_timestamps(prepared.grid_timestamps[places])
+    return [
+        {"start": stamps[3 * k], "end": stamps[3 * k + 1], "peak_score": float(scores[e.peak]),
+         "peak_at": stamps[3 * k + 2], "points": int(flags[e.start:e.end + 1].sum())}
+        for k, e in enumerate(events)
+    ]
 
 
 def _by_sensor(names: tuple[str, ...], rows: np.ndarray) -> list[dict[str, float]]:
@@ -184,7 +247,7 @@ def _by_sensor(names: tuple[str, ...], rows: np.ndarray) -> list[dict[str, float
 
 
 def _check_outputs(info: AnomalyModelInfo, outputs: dict[str, np.ndarray], shape: tuple[int, ...]) -> None:
-    expected = {"forecast": shape, "residual": shape, "score": shape[:2]}
+    expected = {"forecast": shape, "residual": shape, "error": shape[:2]}
     for key, want in expected.items():
         if key not in outputs or outputs[key].shape != want:
             got = outputs[key].shape if key in outputs else "nothing"

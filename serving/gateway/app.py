@@ -14,11 +14,11 @@ from werkzeug.exceptions import HTTPException
 
 from serving.gateway import metrics, routes_api, routes_ops, routes_pages
 from serving.gateway.anomaly import AnomalyService
-from serving.gateway.catalog import AnomalyCatalog
 from serving.gateway.config import GatewayConfig
 from serving.gateway.digits import DigitService
 from serving.gateway.errors import ApiError
 from serving.gateway.jsonio import error_response
+from serving.gateway.model_registry import ModelRegistry
 from serving.gateway.upstream import UpstreamClient
 
 log = logging.getLogger("serving.gateway")
@@ -49,11 +49,10 @@ def create_app(config: GatewayConfig) -> Flask:
 
     metrics.initialise(config.required_models)
     upstream = UpstreamClient(config.upstream, retries=config.upstream_retries)
-    catalog = AnomalyCatalog(upstream, config.anomaly_model, label=config.model_label,
-                             version_ttl=config.version_cache_seconds)
+    registry = ModelRegistry(config.models_config, config.anomaly_model, config.mnist_model)
     digits = DigitService(upstream, config)
-    routes_api.register(app, config, digits, AnomalyService(upstream, catalog, config))
-    routes_ops.register(app, config, upstream)
+    routes_api.register(app, config, digits, AnomalyService(upstream, registry, config))
+    routes_ops.register(app, config, upstream, registry)
     routes_pages.register(app, config)
     _install_hooks(app)
     _install_error_handlers(app)

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
+from serving.anomaly_scoring import ScoreParams
 from serving.gateway.upstream import UpstreamClient, UpstreamError, model_spec
 from serving.protos import tfs_lite_pb2
 
 WINDOW_INPUT = "window"
+COUNT_FIELDS = ("average_points", "baseline_points", "prior_points", "event_gap_points")
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,8 @@ class AnomalyModelInfo:
     version: int
     history_length: int
     interval_seconds: float
-    threshold: float
     sensor_names: tuple[str, ...]
+    score: ScoreParams
 
     @property
     def features(self) -> int:
@@ -79,21 +81,25 @@ class AnomalyCatalog:
         ).outputs
         try:
             names = tuple(bytes(item).decode("utf-8") for item in outputs["sensor_names"].ravel())
+            score = ScoreParams(**{field: int(outputs[field].ravel()[0]) for field in COUNT_FIELDS},
+                                prior_mean=float(outputs["prior_error_mean"].ravel()[0]),
+                                prior_std=float(outputs["prior_error_std"].ravel()[0]))
             info = AnomalyModelInfo(
                 name=self.name,
                 version=version,
                 history_length=int(outputs["history_length"].ravel()[0]),
                 interval_seconds=float(outputs["interval_seconds"].ravel()[0]),
-                threshold=float(outputs["threshold"].ravel()[0]),
                 sensor_names=names,
+                score=score,
             )
         except (KeyError, IndexError, UnicodeDecodeError, TypeError, ValueError) as exc:
             raise _contract_error(self.name, f"model_info signature is incomplete: {exc}") from exc
-        usable = info.history_length >= 0 and 0 < info.interval_seconds < math.inf and 0 <= info.threshold <= 1
+        counts_usable = all(getattr(score, field) >= 1 for field in COUNT_FIELDS)
+        usable = (info.history_length >= 0 and 0 < info.interval_seconds < math.inf and counts_usable
+                  and math.isfinite(score.prior_mean) and math.isfinite(score.prior_std) and score.prior_std > 0)
         if not usable:
             raise _contract_error(self.name, f"model_info constants out of range: history_length "
-                                  f"{info.history_length}, interval {info.interval_seconds}, "
-                                  f"threshold {info.threshold}")
+                                  f"{info.history_length}, interval {info.interval_seconds}, {score}")
         if info.features != features:
             raise _contract_error(self.name,
                                   f"model_info names {info.features} sensors, input has {features}")

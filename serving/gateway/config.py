@@ -40,6 +40,7 @@ class GatewayConfig:
     duplicate_policy: str = "mean"
     mnist_model: str = "mnist"
     anomaly_model: str = "anomaly"
+    models_config: str = ""  # TF Serving's models.config: every model in it but mnist_model is an anomaly model
     model_label: str = ""
     version_cache_seconds: float = 2.0
     microbatch_ms: float = 2.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -63,9 +64,23 @@ DIGIT_PREDICTIONS = Counter("gateway_digit_predictions", "Predicted class counts
 DIGIT_CONFIDENCE = Histogram(
     "gateway_digit_confidence", "Top-class probability of each predicted digit.", buckets=CONFIDENCE_BUCKETS
 )
-ANOMALY_POINTS_SCORED = Counter("gateway_anomaly_points_scored", "Points that received a score.")
-ANOMALY_POINTS_FLAGGED = Counter("gateway_anomaly_points_flagged", "Points flagged as anomalous.")
-ANOMALY_SEGMENTS = Counter("gateway_anomaly_segments", "Contiguous anomalous segments reported.")
+ANOMALY_POINTS_SCORED = Counter("gateway_anomaly_points_scored", "Points that received a score.", ["model"])
+ANOMALY_POINTS_FLAGGED = Counter("gateway_anomaly_points_flagged", "Points flagged as anomalous.", ["model"])
+ANOMALY_EVENTS = Counter("gateway_anomaly_events", "Anomaly events (alarms) reported.", ["model"])
+MODEL_LABEL_LIMIT = int(os.environ.get("GATEWAY_MODEL_LABEL_LIMIT", "50"))
+_named_models: set[str] = set()
+_named_lock = threading.Lock()
+
+
+def model_label(name: str) -> str:
+    """`name` as a metric label, or `other` once this worker has labelled `MODEL_LABEL_LIMIT` distinct models."""
+    if name in _named_models:
+        return name
+    with _named_lock:
+        if len(_named_models) < MODEL_LABEL_LIMIT:
+            _named_models.add(name)
+            return name
+    return "other"
 ANOMALY_SCORE = Histogram("gateway_anomaly_score", "Scores of scored points.", buckets=SCORE_BUCKETS)
 
 

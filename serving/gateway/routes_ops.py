@@ -11,13 +11,14 @@ from flask import Flask, Response
 from serving.gateway import metrics
 from serving.gateway.config import GatewayConfig
 from serving.gateway.jsonio import json_response
+from serving.gateway.model_registry import ModelRegistry
 from serving.gateway.upstream import RETRY_AFTER_SECONDS, UpstreamClient, UpstreamError, VersionState
 
 AVAILABLE = "AVAILABLE"
 PROBE_DEADLINE_SECONDS = 2.0
 
 
-def register(app: Flask, config: GatewayConfig, upstream: UpstreamClient) -> None:
+def register(app: Flask, config: GatewayConfig, upstream: UpstreamClient, registry: ModelRegistry) -> None:
     probe_seconds = min(config.deadline_seconds, PROBE_DEADLINE_SECONDS)
 
     def readiness() -> dict[str, dict[str, Any]]:
@@ -53,7 +54,8 @@ def register(app: Flask, config: GatewayConfig, upstream: UpstreamClient) -> Non
     def list_models() -> Response:
         deadline = time.monotonic() + config.deadline_seconds
         models = []
-        for role, name in (("digits", config.mnist_model), ("anomaly", config.anomaly_model)):
+        roles = [("digits", config.mnist_model), *(("anomaly", name) for name in registry.anomaly_models())]
+        for role, name in roles:
             entry: dict[str, Any] = {"name": name, "role": role}
             try:
                 entry["versions"] = [_version_json(state) for state in upstream.status(name, deadline)]

@@ -26,11 +26,13 @@ __all__ = [
     "PreparedSeries",
     "RawSeries",
     "anomaly_segments",
+    "chunk_windows",
     "format_timestamp",
     "format_timestamps",
     "make_chunks",
     "parse_csv_series",
     "parse_json_series",
+    "plan_chunks",
     "prepare_series",
     "stitch",
 ]
@@ -392,10 +394,37 @@ def make_chunks(n_points: int, history_length: int, chunk_size: int) -> list[Chu
     return chunks
 
 
+def plan_chunks(parts: Sequence[tuple[int, int]], history_length: int, chunk_size: int) -> tuple[list[Chunk], int]:
+    """Chunks over every part long enough to score, and the one length they are padded to for a batch.
+
+    Parts of at most `history_length` points have nothing to score and get no chunk. A part shorter than the
+    common length is padded at its end for the batch (the network is causal: padding changes no kept output).
+    """
+    scorable = [(a, b) for a, b in parts if b - a > history_length]
+    if not scorable:
+        raise ValueError("no part is longer than history_length")
+    length = min(chunk_size, max(b - a for a, b in scorable))
+    chunks = [
+        Chunk(start + c.start, start + c.stop, c.keep_from)
+        for start, stop in scorable
+        for c in make_chunks(stop - start, history_length, length)
+    ]
+    return chunks, length
+
+
+def chunk_windows(values: np.ndarray, chunks: Sequence[Chunk], length: int) -> np.ndarray:
+    """[n_chunks, length, F]: each chunk's values, padded at the end with its last value."""
+    windows = np.empty((len(chunks), length, values.shape[1]), dtype=values.dtype)
+    for i, chunk in enumerate(chunks):
+        windows[i, :chunk.length] = values[chunk.start:chunk.stop]
+        windows[i, chunk.length:] = values[chunk.stop - 1]
+    return windows
+
+
 def stitch(chunks: Sequence[Chunk], outputs: np.ndarray, n_points: int) -> np.ndarray:
     """[n_points, ...] from per-chunk outputs [n_chunks, chunk_len, ...]; NaN where nothing was kept."""
     outputs = np.asarray(outputs)
-    if outputs.shape[0] != len(chunks) or any(c.length > outputs.shape[1] for c in chunks):
+    if outputs.shape[0] != len(chunks) or any(c.length > outputs.shape[1] for c in chunks):  # padded is fine
         raise ValueError(f"outputs of shape {outputs.shape} do not match {len(chunks)} chunks")
     dtype = outputs.dtype if np.issubdtype(outputs.dtype, np.floating) else np.float64
     result = np.full((n_points, *outputs.shape[2:]), np.nan, dtype=dtype)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fserving/protos/tfs_config.proto\x12\x08tfs_lite\x1a\x1egoogle/protobuf/wrappers.proto\"0\n\x10PrometheusConfig\x12\x0e\n\x06\x65nable\x18\x01 \x01(\x08\x12\x0c\n\x04path\x18\x02 \x01(\t\"I\n\x10MonitoringConfig\x12\x35\n\x11prometheus_config\x18\x01 \x01(\x0b\x32\x1a.tfs_lite.PrometheusConfig\"\xf0\x02\n\x12\x42\x61tchingParameters\x12\x33\n\x0emax_batch_size\x18\x01 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x39\n\x14\x62\x61tch_timeout_micros\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x39\n\x14max_enqueued_batches\x18\x03 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x36\n\x11num_batch_threads\x18\x04 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x36\n\x10thread_pool_name\x18\x05 \x01(\x0b\x32\x1c.google.protobuf.StringValue\x12\x1b\n\x13\x61llowed_batch_sizes\x18\x06 \x03(\x03\x12\"\n\x1apad_variable_length_inputs\x18\x07 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fserving/protos/tfs_config.proto\x12\x08tfs_lite\x1a\x1egoogle/protobuf/wrappers.proto\"0\n\x10PrometheusConfig\x12\x0e\n\x06\x65nable\x18\x01 \x01(\x08\x12\x0c\n\x04path\x18\x02 \x01(\t\"I\n\x10MonitoringConfig\x12\x35\n\x11prometheus_config\x18\x01 \x01(\x0b\x32\x1a.tfs_lite.PrometheusConfig\"\xf0\x02\n\x12\x42\x61tchingParameters\x12\x33\n\x0emax_batch_size\x18\x01 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x39\n\x14\x62\x61tch_timeout_micros\x18\x02 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x39\n\x14max_enqueued_batches\x18\x03 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x36\n\x11num_batch_threads\x18\x04 \x01(\x0b\x32\x1b.google.protobuf.Int64Value\x12\x36\n\x10thread_pool_name\x18\x05 \x01(\x0b\x32\x1c.google.protobuf.StringValue\x12\x1b\n\x13\x61llowed_batch_sizes\x18\x06 \x03(\x03\x12\"\n\x1apad_variable_length_inputs\x18\x07 \x01(\x08\".\n\x0bModelConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tbase_path\x18\x02 \x01(\t\"8\n\x0fModelConfigList\x12%\n\x06\x63onfig\x18\x01 \x03(\x0b\x32\x15.tfs_lite.ModelConfig\"I\n\x11ModelServerConfig\x12\x34\n\x11model_config_list\x18\x01 \x01(\x0b\x32\x19.tfs_lite.ModelConfigListb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,4 +38,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MONITORINGCONFIG']._serialized_end=200
   _globals['_BATCHINGPARAMETERS']._serialized_start=203
   _globals['_BATCHINGPARAMETERS']._serialized_end=571
+  _globals['_MODELCONFIG']._serialized_start=573
+  _globals['_MODELCONFIG']._serialized_end=619
+  _globals['_MODELCONFIGLIST']._serialized_start=621
+  _globals['_MODELCONFIGLIST']._serialized_end=677
+  _globals['_MODELSERVERCONFIG']._serialized_start=679
+  _globals['_MODELSERVERCONFIG']._serialized_end=752
 # @@protoc_insertion_point(module_scope)
