@@ -56,7 +56,8 @@ def vars_of(prediction: object) -> dict[str, object]:
 
 
 def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
-    result = client.score_series(args.csv, threshold=args.threshold, sensitivity=args.sensitivity)
+    result = client.score_series(args.csv, threshold=args.threshold, sensitivity=args.sensitivity,
+                                 model=args.model)
     if args.plot:
         import pandas as pd
 
@@ -68,9 +69,9 @@ def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
         print(to_json(result))
         return EXIT_OK
     scored = sum(p.score is not None for p in result.points)
-    print(f"{args.csv}: {len(result.points)} points, {scored} scored, threshold {result.threshold:.4g}, "
+    print(f"{args.csv}: {len(result.points)} points, {scored} scored, threshold {result.threshold:.6g}, "
           f"model {result.model.name} v{result.model.version}")
-    print(f"{len(result.anomalies)} anomalous segment(s)")
+    print(f"{len(result.anomalies)} event(s)")
     if result.anomalies:
         print(table(
             ("START", "END", "POINTS", "PEAK SCORE", "PEAK AT"),
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     level = score.add_mutually_exclusive_group()
     level.add_argument("--threshold", type=float, help="score (0..1) above which a point is anomalous")
     level.add_argument("--sensitivity", type=float,
-                       help="0..1 instead of a threshold: 0.5 keeps the model's, higher flags more")
+                       help="0..1 (default 0.5); each +0.2 flags ten times more normal points (docs/anomaly.md)")
+    score.add_argument("--model", help="the asset's anomaly model (default: the gateway's, 'anomaly')")
     score.set_defaults(func=cmd_score)
 
     health = commands.add_parser("health", parents=[common], help="liveness and readiness")

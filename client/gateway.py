@@ -75,17 +75,19 @@ class GatewayClient:
         *,
         threshold: float | None = None,
         sensitivity: float | None = None,
+        model: str | None = None,
     ) -> SeriesScore:
         """Score a series for anomalies.
 
         `data` is a CSV path, a DataFrame (DatetimeIndex or `timestamp` column; one column per sensor),
         a Series with a DatetimeIndex, or the timestamps, with `values` a sequence (one sensor) or a
-        mapping sensor -> sequence. `threshold` (0..1) overrides the model's default threshold on the
-        score; `sensitivity` (0..1, 0.5 = the default threshold, higher flags more) lets the gateway
-        derive one.
+        mapping sensor -> sequence. `model` names the asset's model (default: the gateway's `anomaly`).
+        `sensitivity` (0..1, default 0.5; each step of 0.2 is ten times more alarms) or an explicit
+        `threshold` on the score (0..1) sets what is flagged (docs/anomaly.md).
         """
         body = series_body(data, values)
-        params = {k: v for k, v in (("threshold", threshold), ("sensitivity", sensitivity)) if v is not None}
+        options = (("threshold", threshold), ("sensitivity", sensitivity), ("model", model))
+        params = {k: v for k, v in options if v is not None}
         if body.json is not None:
             response = self._http.request("POST", "/v1/anomaly:score", json={**body.json, **params})
         else:

@@ -28,7 +28,9 @@ DEFAULT_SENSITIVITY = 0.5
 # sensitivity 0 -> one normal point in a million above the threshold; 1 -> one in ten; log-linear between
 LEAST_ALPHA_LOG10 = -6.0
 MOST_ALPHA_LOG10 = -1.0
-STD_FLOOR = 1e-3  # in error units (residual spreads): a perfectly predictable stretch is not infinitely sure
+ERROR_CAP = 1e30  # an infinite error (an absurd reading) is a huge one, not a missing one
+STD_FLOOR = 1e-3
+EXTREME_TAIL = 1e-4  # points rarer than this, early in an event, are kept out of the baseline  # in error units (residual spreads): a perfectly predictable stretch is not infinitely sure
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class ScoreParams:
     average_points: int = 10
     baseline_points: int = 8000
     prior_points: int = 100
-    event_gap_points: int = 300
+    event_gap_points: int = 150
     prior_mean: float = 1.0
     prior_std: float = 1.0
 
@@ -56,42 +58,86 @@ def threshold_for(sensitivity: float) -> float:
 
 
 def _trailing_mean(values: np.ndarray, width: int) -> np.ndarray:
-    total = np.concatenate(([0.0], np.cumsum(values)))
-    index = np.arange(values.size)
-    low = np.maximum(0, index - width + 1)
-    return (total[index + 1] - total[low]) / (index + 1 - low)
+    """Mean of each value and the `width - 1` before it (fewer at the start).
+
+    A convolution, not a running sum: one absurd value (1e30) would wreck every later difference of sums.
+    """
+    sums = np.convolve(values, np.ones(width))[: values.size]
+    return sums / np.minimum(np.arange(1, values.size + 1), width)
 
 
-def _baseline(recent: np.ndarray, params: ScoreParams) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of `recent` over the `baseline_points` before each point, shrunk towards the prior."""
-    sums = np.concatenate(([0.0], np.cumsum(recent)))
-    squares = np.concatenate(([0.0], np.cumsum(recent * recent)))
+def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, block: int = 256) -> np.ndarray:
+    """For each i: how many of pool[i - window:i] are >= queries[i] (a -inf in the pool never is).
+
+    Block by block: the values before a block are sorted once and searched for the whole block; pairs that
+    the sliding window adds (inside the block) or drops (its oldest values) are compared directly.
+    O(n / block * window log window + n * block), all in NumPy.
+    """
+    n = queries.size
+    at_least = np.zeros(n, dtype=np.int64)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        current = queries[start:stop]
+        first = max(0, start - window)
+        history = np.sort(pool[first:start])
+        counts = history.size - np.searchsorted(history, current, side="left")
+        inside = pool[start:stop]
+        earlier = np.triu(inside[:, np.newaxis] >= current[np.newaxis, :], k=1)  # [j, i]: j < i, pool_j >= q_i
+        counts += earlier.sum(axis=0)
+        # point i no longer sees the values of `history` before max(0, i - window)
+        drop = np.maximum(0, np.arange(start, stop) - window) - first
+        if drop.any():
+            oldest = pool[first:first + int(drop.max())]
+            seen_then = np.arange(oldest.size)[:, np.newaxis] < drop[np.newaxis, :]
+            counts -= ((oldest[:, np.newaxis] >= current[np.newaxis, :]) & seen_then).sum(axis=0)
+        at_least[start:stop] = counts
+    return at_least
+
+
+def _tail(recent: np.ndarray, kept: np.ndarray, params: ScoreParams) -> np.ndarray:
+    """Share of the baseline >= each recent value, the prior counted as `prior_points` pseudo-points.
+
+    The baseline of point i is the kept recent values of the `baseline_points` before i - average_points:
+    the last `average_points` recent values share readings with point i's own, so they are no evidence of
+    what is normal (and a burst would otherwise hide its own later points).
+    """
+    lag = min(params.average_points, recent.size)
+    pool = np.concatenate((np.full(lag, -np.inf), np.where(kept, recent, -np.inf)[: recent.size - lag]))
+    at_least = _count_at_least(recent, pool, params.baseline_points)
+    kept_before = np.concatenate(([0], np.cumsum(np.isfinite(pool))))
     index = np.arange(recent.size)
-    low = np.maximum(0, index - params.baseline_points)
-    count = index - low
-    prior = float(params.prior_points)
-    prior_second = params.prior_std**2 + params.prior_mean**2
-    mean = (sums[index] - sums[low] + prior * params.prior_mean) / (count + prior)
-    second = (squares[index] - squares[low] + prior * prior_second) / (count + prior)
-    return mean, np.sqrt(np.maximum(second - mean * mean, 0.0))
+    seen = kept_before[index] - kept_before[np.maximum(0, index - params.baseline_points)]
+    z = (recent - params.prior_mean) / max(params.prior_std, STD_FLOOR)
+    prior_tail = 0.5 * _erfc(z / math.sqrt(2.0))
+    return (at_least + params.prior_points * prior_tail) / (seen + params.prior_points)
 
 
 def adaptive_scores(errors: np.ndarray, params: ScoreParams) -> np.ndarray:
-    """Scores in [0, 1] for `errors` in time order; NaN errors (unscored points) get NaN and are skipped."""
+    """Scores in [0, 1] for `errors` in time order; NaN errors (unscored points) get NaN and are skipped.
+
+    Two passes: the first finds the extreme points (tail below `EXTREME_TAIL`) of each event's first
+    `event_gap_points`; the second scores every point against a baseline without them. So a transient
+    (one absurd reading, a short burst) never becomes the normal that hides the next anomaly, while a
+    sustained change joins the baseline once its event's while is over.
+    """
     errors = np.asarray(errors, dtype=np.float64)
     scores = np.full(errors.shape, np.nan)
-    valid = np.flatnonzero(np.isfinite(errors))
+    valid = np.flatnonzero(~np.isnan(errors))
     if valid.size == 0:
         return scores
-    recent = _trailing_mean(errors[valid], params.average_points)
-    mean, std = _baseline(recent, params)
-    z = (recent - mean) / np.maximum(std, STD_FLOOR)
-    scores[valid] = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
+    recent = _trailing_mean(np.minimum(errors[valid], ERROR_CAP), params.average_points)
+    first_pass = _tail(recent, np.ones(recent.size, dtype=bool), params)
+    extreme = first_pass < EXTREME_TAIL
+    kept = np.ones(recent.size, dtype=bool)
+    for event in group_events(extreme, first_pass, params.event_gap_points):
+        stop = event.start + params.event_gap_points
+        kept[event.start:stop] &= ~extreme[event.start:stop]
+    scores[valid] = 1.0 - _tail(recent, kept, params)
     return scores
 
 
-def _erf(values: np.ndarray) -> np.ndarray:
-    return np.vectorize(math.erf, otypes=[np.float64])(values)
+def _erfc(values: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erfc, otypes=[np.float64])(values)
 
 
 def surprise(scores: np.ndarray) -> np.ndarray:

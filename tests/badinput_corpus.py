@@ -248,8 +248,8 @@ def anomaly_cases() -> list[BadInput]:
         bad("series_empty", ANOMALY, JSON, to_json({"timestamps": [], "values": []}), 422),
         bad("series_too_short", ANOMALY, JSON, to_json({"timestamps": times(2), "values": [1.0, 2.0]}), 422),
         bad("series_all_null", ANOMALY, JSON, series_json(values=[None] * 600), 422),
-        bad("series_gap_too_long", ANOMALY, JSON,
-            to_json({"timestamps": times(300) + [t + 30 * 86_400 for t in times(300)], "values": [1] * 600}),
+        bad("series_no_part_long_enough", ANOMALY, JSON,  # outages split it into parts of 3 points
+            to_json({"timestamps": [t + k * 30 * 86_400 for k in range(200) for t in times(3)], "values": [1] * 600}),
             422),
         bad("series_too_many_points", ANOMALY, JSON,
             to_json({"timestamps": times(many, step=60), "values": [1.0] * many}), 413),

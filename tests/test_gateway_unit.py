@@ -18,7 +18,6 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Histogram
 
-from serving.gateway.anomaly import threshold_for
 from serving.gateway.batcher import MicroBatcher
 from serving.gateway.config import GatewayConfig
 from serving.gateway.metrics import observe_many
@@ -60,15 +59,6 @@ def test_observe_many_matches_observe() -> None:
 def _samples(registry: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
     return [(s.name, s.labels, s.value) for metric in registry.collect() for s in metric.samples
             if not s.name.endswith("_created")]
-
-
-def test_sensitivity_maps_through_the_default_threshold() -> None:
-    default = 0.8
-    assert threshold_for(default, 0.5) == pytest.approx(default)
-    assert threshold_for(default, 1.0) == pytest.approx(0.0)
-    assert threshold_for(default, 0.0) == pytest.approx(1.0)
-    steps = [threshold_for(default, s) for s in np.linspace(0, 1, 21)]
-    assert all(a > b for a, b in itertools.pairwise(steps))
 
 
 def test_micro_batcher_coalesces_and_slices() -> None:

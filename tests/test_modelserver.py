@@ -89,7 +89,7 @@ def test_grpc_anomaly_predict_and_model_info(prediction, saved_models) -> None:
     window = np.sin(np.linspace(0, 12, 3 * 60, dtype=np.float32)).reshape(3, 60, 1) * 5 + 10
     response = prediction.Predict(predict_request("anomaly", window=window), timeout=10)
     expected = reference(saved_models, "anomaly", "serving_default", window=window)
-    for name in ("forecast", "residual", "score"):
+    for name in ("forecast", "residual", "error"):
         np.testing.assert_allclose(
             tf.make_ndarray(response.outputs[name]), expected[name], rtol=1e-4, atol=1e-5
         )

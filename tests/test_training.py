@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from serving.anomaly_scoring import ScoreParams
 from tests.conftest import MNIST_NPZ, SHARED_DATA, require
 from tests.processes import REPO_ROOT, python_module
 from training.export import TEMP_PREFIX, existing_versions, publish_version
@@ -51,13 +52,14 @@ def test_anomaly_signatures_and_model_info(trained_models: Path) -> None:
     assert outputs == {
         "forecast": (tf.float32, [None, None, 1]),
         "residual": (tf.float32, [None, None, 1]),
-        "score": (tf.float32, [None, None]),
+        "error": (tf.float32, [None, None]),
     }
     info = {k: v.numpy() for k, v in loaded.signatures["model_info"](window=tf.zeros([1, 1, 1])).items()}
     assert info["sensor_names"].tolist() == [b"value"]
     assert info["interval_seconds"].tolist() == [300.0]
     assert info["history_length"][0] == info["smoothing_steps"][0] + 31
-    assert 0.99 < info["threshold"][0] < 1.0
+    assert info["history_length"].tolist() == [16] and info["event_gap_points"].tolist() == [150]
+    assert 0 < info["prior_error_mean"][0] < 5 and 0 < info["prior_error_std"][0] < 5
     report = json.loads((latest(trained_models, "anomaly") / "training_report.json").read_text())
     assert report["calibration"]["history_length"] == int(info["history_length"][0])
     assert (latest(trained_models, "anomaly") / "model_card.md").read_text().startswith("# anomaly")
@@ -77,23 +79,28 @@ def test_mnist_accuracy_floor_on_official_test_set(trained_models: Path) -> None
 
 
 @pytest.mark.slow
-def test_labelled_anomaly_flagged_by_exported_model(trained_models: Path) -> None:
+def test_labelled_anomaly_raises_one_alarm_inside_its_window(trained_models: Path) -> None:
+    """The exported model's errors through the product's scoring: art_daily_jumpsup's one alarm is in its window."""
     import pandas as pd
+
+    from serving.anomaly_scoring import adaptive_scores, group_events, threshold_for
 
     csv = require(SHARED_DATA / "nab" / "data" / "artificialWithAnomaly" / "art_daily_jumpsup.csv")
     windows = json.loads((SHARED_DATA / "nab" / "labels" / "combined_windows.json").read_text())
     frame = pd.read_csv(csv, parse_dates=["timestamp"])
     loaded = tf.saved_model.load(str(latest(trained_models, "anomaly")))
-    info = loaded.signatures["model_info"](window=tf.zeros([1, 1, 1]))
+    info = {k: v.numpy() for k, v in loaded.signatures["model_info"](window=tf.zeros([1, 1, 1])).items()}
     window = tf.constant(frame["value"].to_numpy(np.float32)[None, :, None])
-    scores = loaded.signatures["serving_default"](window=window)
-    score = scores["score"].numpy()[0][int(info["history_length"][0]) :]
-    stamps = frame["timestamp"].iloc[int(info["history_length"][0]) :]
+    errors = loaded.signatures["serving_default"](window=window)["error"].numpy()[0].astype(np.float64)
+    errors[: int(info["history_length"][0])] = np.nan
+    params = ScoreParams(prior_mean=float(info["prior_error_mean"][0]), prior_std=float(info["prior_error_std"][0]))
+    scores = adaptive_scores(errors, params)
+    events = group_events(scores > threshold_for(0.5), scores, params.event_gap_points)
     (start, end), = windows["artificialWithAnomaly/art_daily_jumpsup.csv"]
-    inside = ((stamps >= pd.Timestamp(start)) & (stamps <= pd.Timestamp(end))).to_numpy()
-    flagged = score >= float(info["threshold"][0])
-    assert flagged[inside].any()
-    assert not flagged[~inside].any()
+    stamps = frame["timestamp"]
+    inside = [pd.Timestamp(start) <= stamps[e.start] <= pd.Timestamp(end) for e in events]
+    assert inside.count(True) == 1, [str(stamps[e.start]) for e in events]
+    assert inside.count(False) <= 1
 
 
 def run_as_session_bundle(export_dir: Path, signature: str, **feeds: np.ndarray) -> dict[str, np.ndarray]:
@@ -125,24 +132,29 @@ def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
     params = anomaly_model.AnomalyParams()
     forecaster = anomaly_model.build_forecaster(2, 8)
     scaler = anomaly_model.Scaler(np.array([10.0, -1.0], np.float32), np.array([2.0, 0.5], np.float32))
-    calibration = anomaly_model.Calibration(np.array([0.3, 0.1], np.float32), -1.0, 0.7, 0.999, 0.99, 100)
+    calibration = anomaly_model.Calibration(np.array([0.3, 0.1], np.float32),
+                                            ScoreParams(prior_mean=0.8, prior_std=0.2), 100)
     sequence = np.random.default_rng(1).normal([10.0, -1.0], [2.0, 0.5], size=(200, 2)).astype(np.float32)
     anomaly_export.save_anomaly(
-        forecaster, scaler, calibration, params, ["a", "b"], 60.0, tmp_path / "anomaly", sequence
+        forecaster, scaler, calibration, params, "anomaly", ["a", "b"], 60.0, tmp_path / "anomaly", sequence
     )
     served = tf.saved_model.load(str(tmp_path / "anomaly")).signatures["serving_default"](window=sequence[None])
     forecast = anomaly_model.forecast_raw(forecaster, scaler, sequence)
     np.testing.assert_allclose(served["forecast"].numpy()[0], forecast, rtol=1e-4, atol=1e-4)
     residual = (sequence - forecast) / calibration.residual_std
     np.testing.assert_allclose(served["residual"].numpy()[0], residual, rtol=1e-3, atol=1e-3)
-    error = anomaly_model.smoothed_error(residual, params.smoothing_steps)
-    z = (np.log(error + anomaly_model.EPSILON) - calibration.log_error_mean) / calibration.log_error_std
-    expected_score = [anomaly_model.normal_cdf(value) for value in z]
-    np.testing.assert_allclose(served["score"].numpy()[0], expected_score, atol=1e-4)
+    expected_error = anomaly_model.step_errors(residual)
+    np.testing.assert_allclose(served["error"].numpy()[0], expected_error, rtol=1e-3, atol=1e-3)
     bundle = run_as_session_bundle(tmp_path / "anomaly", "serving_default", window=sequence[None])
-    np.testing.assert_allclose(bundle["score"][0], expected_score, atol=1e-4)
+    np.testing.assert_allclose(bundle["error"][0], expected_error, rtol=1e-3, atol=1e-3)
     info = run_as_session_bundle(tmp_path / "anomaly", "model_info", window=sequence[None, :1])
-    assert info["sensor_names"].tolist() == [b"a", b"b"] and info["history_length"].tolist() == [37]
+    assert info["sensor_names"].tolist() == [b"a", b"b"] and info["history_length"].tolist() == [16]
+    assert info["prior_error_mean"].tolist() == pytest.approx([0.8]) and info["prior_points"].tolist() == [100]
+    # an absurd reading (1e30) is clipped before the network: every output stays finite
+    spiked = sequence.copy()
+    spiked[100, 0] = 1e30
+    outputs = tf.saved_model.load(str(tmp_path / "anomaly")).signatures["serving_default"](window=spiked[None])
+    assert np.isfinite(outputs["error"].numpy()[0, :100]).all() and np.isfinite(outputs["forecast"].numpy()).all()
     assert (tmp_path / "anomaly" / "assets.extra" / "tf_serving_warmup_requests").stat().st_size > 0
 
 
@@ -216,10 +228,11 @@ def test_idx_reader_matches_npz() -> None:
 GOOD_ROW = "2024-01-01 00:00:00,1\n"
 BAD_CSVS = {
     "no_header.csv": ("2024-01-01 00:00:00,1.0\n2024-01-01 00:05:00,2.0\n", "header must be 'timestamp"),
-    "bad_time.csv": (f"timestamp,value\n{GOOD_ROW}yesterday,2\n", "line 3: unparsable timestamp 'yesterday'"),
-    "not_number.csv": (f"timestamp,value\n{GOOD_ROW}2024-01-01 00:05:00,abc\n", "line 3: column 'value': not a number"),
-    "too_few.csv": ("timestamp,value\n" + "".join(f"2024-01-01 00:{m:02d}:00,1\n" for m in range(12)), "at least"),
-    "empty.csv": ("", "not a readable CSV"),
+    "bad_time.csv": (f"timestamp,value\n{GOOD_ROW}yesterday,2\n", "line 3: 'yesterday' is neither an ISO 8601"),
+    "not_number.csv": (f"timestamp,value\n{GOOD_ROW}2024-01-01 00:05:00,abc\n", "line 3, column value: 'abc' is not"),
+    "too_few.csv": ("timestamp,value\n" + "".join(f"2024-01-01 00:{m:02d}:00,1\n" for m in range(12)),
+                    "the longest gap-free run has 12 grid points; the anomaly model needs at least 33"),
+    "empty.csv": ("", "the CSV is empty"),
     "binary.csv": ("\x00\x01\x02garbage\xff", "header must be"),
 }
 
@@ -278,7 +291,7 @@ def test_cpu_training_is_deterministic_with_a_seed() -> None:
     for _ in range(2):
         seed_everything(5)
         model, _, calibration, _ = anomaly_model.train(series, params, setup_devices().strategy)
-        results.append(([w.copy() for w in model.get_weights()], calibration.threshold))
+        results.append(([w.copy() for w in model.get_weights()], calibration.score))
     (weights_a, threshold_a), (weights_b, threshold_b) = results
     assert threshold_a == threshold_b
     for a, b in zip(weights_a, weights_b, strict=True):

@@ -1,0 +1,88 @@
+"""serving/anomaly_scoring.py: sensitivity, self-adapting scores, their calibration, and events."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from serving.anomaly_scoring import (
+    ScoreParams,
+    _count_at_least,
+    adaptive_scores,
+    false_alarm_rate,
+    group_events,
+    threshold_for,
+)
+
+
+def test_sensitivity_is_a_false_alarm_rate_monotone_over_the_whole_range() -> None:
+    assert false_alarm_rate(0.0) == pytest.approx(1e-6) and false_alarm_rate(1.0) == pytest.approx(0.1)
+    assert false_alarm_rate(0.5) == pytest.approx(10 ** -3.5)
+    steps = [threshold_for(s) for s in np.linspace(0, 1, 51)]
+    assert all(a > b for a, b in itertools.pairwise(steps))
+    with pytest.raises(ValueError):
+        false_alarm_rate(1.5)
+
+
+def test_rolling_counts_are_exact() -> None:
+    values = np.random.default_rng(3).normal(size=2500).round(1)  # ties included
+    for window in (1, 7, 300, 5000):
+        counts = _count_at_least(values, values, window, block=64)
+        expected = [np.sum(values[max(0, i - window):i] >= values[i]) for i in range(values.size)]
+        np.testing.assert_array_equal(counts, expected)
+
+
+def ar_errors(rng: np.random.Generator, n: int, heavy: bool) -> np.ndarray:
+    """|AR(1)| errors of an imperfect forecaster, Gaussian or Student-t (3 d.o.f.) innovations."""
+    noise = rng.standard_t(3, n) if heavy else rng.normal(size=n)
+    series = np.zeros(n)
+    for i in range(1, n):
+        series[i] = 0.7 * series[i - 1] + noise[i]
+    return np.abs(series)
+
+
+@pytest.mark.parametrize("heavy", [False, True])
+def test_flagged_share_of_normal_points_matches_the_promise(heavy: bool) -> None:
+    """The promise holds within a factor of 2.5 where a baseline window can measure the rate (>= 1e-3)."""
+    rng = np.random.default_rng(7)
+    errors = ar_errors(rng, 60_000, heavy)
+    learnt = np.convolve(errors[:700], np.ones(10) / 10, mode="valid")
+    scores = adaptive_scores(errors, ScoreParams(prior_mean=learnt.mean(), prior_std=learnt.std()))
+    for sensitivity in (0.6, 0.7, 0.8, 0.9, 1.0):
+        promised = false_alarm_rate(sensitivity)
+        share = float(np.mean(scores[1000:] > threshold_for(sensitivity)))
+        assert promised / 2.5 <= share <= promised * 2.5, (sensitivity, promised, share)
+
+
+def test_scores_adapt_to_a_noisier_series_and_skip_unscored_points() -> None:
+    rng = np.random.default_rng(1)
+    errors = np.concatenate([np.abs(rng.normal(size=3000)), 3 * np.abs(rng.normal(size=6000))])
+    errors[[0, 1, 5000]] = np.nan
+    params = ScoreParams(prior_mean=0.8, prior_std=0.15)
+    scores = adaptive_scores(errors, params)
+    assert np.isnan(scores[[0, 1, 5000]]).all() and np.isfinite(np.delete(scores, [0, 1, 5000])).all()
+    alpha = false_alarm_rate(0.8)
+    assert np.mean(scores[3000:3200] > 1 - alpha) > 0.5  # the change itself is surprising
+    assert np.mean(scores[7000:] > 1 - alpha) < 3 * alpha  # and then it is the new normal
+
+
+def test_an_extreme_value_is_reported_and_does_not_blind_the_detector() -> None:
+    errors = np.abs(np.random.default_rng(2).normal(size=2000))
+    errors[1000] = 1e30
+    errors[1500:1510] += 8.0
+    scores = adaptive_scores(errors, ScoreParams(prior_mean=0.8, prior_std=0.15))
+    assert np.isfinite(scores).all()
+    threshold = threshold_for(0.5)
+    assert scores[1000] > threshold and (scores[1500:1510] > threshold).any()
+
+
+def test_events_group_flags_within_the_gap() -> None:
+    flags = np.zeros(1000, dtype=bool)
+    flags[[10, 11, 12, 200, 400, 401, 900]] = True
+    scores = np.where(flags, 0.99, 0.1)
+    scores[401] = 0.999
+    events = group_events(flags, scores, event_gap_points=300)
+    assert [(e.start, e.end, e.peak) for e in events] == [(10, 200, 10), (400, 401, 401), (900, 900, 900)]
+    assert group_events(np.zeros(5, dtype=bool), np.zeros(5), 3) == []
