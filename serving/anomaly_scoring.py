@@ -5,12 +5,17 @@ spread it saw while learning. The score asks how unusual the recent errors are *
 
 1. `recent`: the mean error of the last `average_points` scored points (one odd point is noise; several
    surprising points in a row are an event).
-2. `baseline`: the mean and standard deviation of `recent` over the `baseline_points` scored points before
-   it, with the model's own learning-period statistics mixed in as `prior_points` pseudo-points. A new series
-   starts from what the model learnt; as it runs, its own recent history takes over, so drift in level or
-   noise after training raises the baseline instead of raising alarms forever.
-3. `score = Phi((recent - mean) / std)`: the normal probability that the recent errors are below what the
-   baseline expects. Each point is judged only on points before it (causal).
+2. `tail`: the share of the series' own baseline (the `recent` values of the `baseline_points` before it,
+   leaving out the last `average_points`, which share its readings) that is at least as large, with the
+   model's learning period mixed in as `prior_points` pseudo-points drawn from a normal fit. A conformal
+   p-value: on normal data it is uniform whatever the errors' distribution, so the threshold means what the
+   sensitivity promises. A new series starts from what the model learnt; as it runs, its own history takes
+   over, so drift in level or noise after training raises the baseline instead of raising alarms forever.
+3. `score = 1 - tail`. Each point is judged only on points before it (causal).
+
+Extreme transients (tail < `EXTREME_TAIL` within `event_gap_points` of their event's start) are kept out
+of the baseline, so one absurd reading or a short burst never hides the next anomaly; a sustained change
+joins the baseline once its event's while is over.
 
 A point is flagged when `score > 1 - alpha`, with `alpha = false_alarm_rate(sensitivity)` the share of
 normal points expected above the threshold. An event opens at a flagged point when no event opened in the
@@ -29,8 +34,8 @@ DEFAULT_SENSITIVITY = 0.5
 LEAST_ALPHA_LOG10 = -6.0
 MOST_ALPHA_LOG10 = -1.0
 ERROR_CAP = 1e30  # an infinite error (an absurd reading) is a huge one, not a missing one
-STD_FLOOR = 1e-3
-EXTREME_TAIL = 1e-4  # points rarer than this, early in an event, are kept out of the baseline  # in error units (residual spreads): a perfectly predictable stretch is not infinitely sure
+STD_FLOOR = 1e-3  # in error units (residual spreads): a perfectly predictable stretch is not infinitely sure
+EXTREME_TAIL = 1e-4  # points rarer than this, early in an event, are kept out of the baseline
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.executable, "-m", "serving.modelserver",
         f"--port={args.grpc_port}", f"--rest_api_port={args.rest_port}",
         f"--model_config_file={models_config}", f"--models_dir={args.models}",
+        "--model_config_file_poll_wait_seconds=10",
         f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}",
     ])
     processes = [model_server]

@@ -45,15 +45,19 @@ def ar_errors(rng: np.random.Generator, n: int, heavy: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("heavy", [False, True])
 def test_flagged_share_of_normal_points_matches_the_promise(heavy: bool) -> None:
-    """The promise holds within a factor of 2.5 where a baseline window can measure the rate (>= 1e-3)."""
+    """Within a factor of 2 from sensitivity 0.7 (3 in 1,000) up; below, at most 10x (docs/anomaly.md)."""
     rng = np.random.default_rng(7)
     errors = ar_errors(rng, 60_000, heavy)
     learnt = np.convolve(errors[:700], np.ones(10) / 10, mode="valid")
     scores = adaptive_scores(errors, ScoreParams(prior_mean=learnt.mean(), prior_std=learnt.std()))
-    for sensitivity in (0.6, 0.7, 0.8, 0.9, 1.0):
+    shares = []
+    for sensitivity in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
         promised = false_alarm_rate(sensitivity)
         share = float(np.mean(scores[1000:] > threshold_for(sensitivity)))
-        assert promised / 2.5 <= share <= promised * 2.5, (sensitivity, promised, share)
+        low, high = (promised / 2, promised * 2) if sensitivity >= 0.7 else (0.0, promised * 10)
+        assert low <= share <= high, (sensitivity, promised, share)
+        shares.append(share)
+    assert shares == sorted(shares)
 
 
 def test_scores_adapt_to_a_noisier_series_and_skip_unscored_points() -> None:

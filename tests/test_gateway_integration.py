@@ -157,6 +157,10 @@ def test_nab_jumpsup_window_is_flagged(gateway: GatewayHandle, nab_dir: Path,
           f"{len(body['anomalies'])} segments, threshold {body['threshold']:.3f}")
     assert flagged_inside >= 1
     assert body["anomalies"] and all(s["points"] >= 1 for s in body["anomalies"])
+    alarms = [stamp for p, stamp in zip(points, stamps, strict=True) if p["alarm"]]
+    assert [a["start"] for a in body["anomalies"]] == [p["timestamp"] for p in points if p["alarm"]]
+    assert any(low <= epoch(stamp) <= high for stamp in alarms)
+    assert body["gaps"] == [] and body["expected_false_alarms_per_1000"] == pytest.approx(1000 * 10 ** -3.5)
 
     # The same series as JSON with epoch seconds, and as a multipart upload, scores the same.
     as_json = requests.post(gateway.url + ANOMALY, timeout=60,
@@ -166,10 +170,10 @@ def test_nab_jumpsup_window_is_flagged(gateway: GatewayHandle, nab_dir: Path,
                              files={"file": ("series.csv", csv_text.encode(), "text/csv")}).json()
     assert uploaded["points"] == points
 
-    # sensitivity 1 lowers the threshold to 0; threshold 1 flags nothing.
+    # sensitivity 1 promises one normal point in ten above the threshold; threshold 1 flags nothing.
     everything = requests.post(f"{gateway.url}{ANOMALY}?sensitivity=1", data=csv_text, timeout=60,
                                headers={"Content-Type": "text/csv"}).json()
-    assert everything["threshold"] == 0.0
+    assert everything["threshold"] == pytest.approx(0.9)
     assert sum(p["is_anomaly"] for p in everything["points"]) >= flagged
     nothing = requests.post(gateway.url + ANOMALY, timeout=60,
                             json={"timestamps": stamps, "values": values, "threshold": 1.0}).json()

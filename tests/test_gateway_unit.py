@@ -3,7 +3,6 @@ real gunicorn gateway whose upstream is down (errors, limits, pages, readiness, 
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import subprocess

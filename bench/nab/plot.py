@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from bench.nab.scorer import PROFILES  # noqa: E402
+from bench.nab.scorer import PROFILES
 
 
 def plot_results(results: dict, path: Path) -> None:

@@ -33,9 +33,10 @@ def _error(description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Malformed request (not JSON, wrong types, bad base64, missing fields).",
+        404: "Unknown anomaly model (the message lists the known ones).",
         413: "Body, image or series larger than the configured limits.",
         415: "Unsupported Content-Type or image format.",
-        422: "Well-formed but unusable input (blank image, series too short, gaps too long...).",
+        422: "Well-formed but unusable input (blank image, no gap-free part long enough...).",
         503: "Model server unreachable or model not loaded; see Retry-After.",
         504: "Model server did not answer within the deadline.",
     }
@@ -115,16 +116,20 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
                 "values": sensor_values,
                 "series": {"type": "object", "additionalProperties": sensor_values},
                 "threshold": {**probability, "description": "flag points with score > threshold"},
-                "sensitivity": {**probability, "description": "0.5 = model default threshold, see /docs"},
+                "sensitivity": {**probability, "description": "expected false alarms, 0.5 by default; see /docs"},
+                "model": {"type": "string", "description": "the asset's anomaly model (default: anomaly)"},
             },
         },
         "AnomalyPoint": {
             "type": "object",
-            "required": ["timestamp", "score", "is_anomaly", "expected", "contribution"],
+            "required": ["timestamp", "score", "is_anomaly", "alarm", "expected", "contribution"],
             "properties": {
                 "timestamp": {"type": "string", "description": "the input time, ISO 8601 UTC"},
-                "score": {**unit_or_null, "description": "null before a full window of history"},
-                "is_anomaly": {"type": "boolean"},
+                "score": {**unit_or_null, "description": "null while the model warms up (see `unscored`)"},
+                "is_anomaly": {"type": "boolean", "description": "score > threshold"},
+                "alarm": {"type": "boolean", "description": "this point opens an event"},
+                "unscored": {"enum": ["warming_up", "after_gap", "sensor_gap"],
+                             "description": "why `score` is null (absent when it is not)"},
                 "expected": {"type": "object", "additionalProperties": {"type": ["number", "null"]},
                              "description": "the model's forecast per sensor"},
                 "contribution": {"type": "object", "additionalProperties": unit_or_null,
@@ -134,8 +139,9 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
         "AnomalySegment": {
             "type": "object",
             "required": ["start", "end", "peak_score", "peak_at", "points"],
+            "description": "an event: from its alarm to its last flagged point; `points` = flagged points",
             "properties": {
-                "start": {"type": "string"},
+                "start": {"type": "string", "description": "the alarm"},
                 "end": {"type": "string"},
                 "peak_score": unit_or_null,
                 "peak_at": {"type": "string"},
@@ -149,9 +155,17 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
                 "points": {"type": "array", "items": _ref("AnomalyPoint"),
                            "description": "one per input timestamp, in input order"},
                 "anomalies": {"type": "array", "items": _ref("AnomalySegment"),
-                              "description": "contiguous runs of anomalous grid points"},
+                              "description": "events: flags within `event_gap_points` of an alarm join it"},
+                "gaps": {"type": "array", "items": {
+                    "type": "object", "required": ["after", "before", "missing_points"],
+                    "properties": {"after": {"type": "string"}, "before": {"type": "string"},
+                                   "missing_points": {"type": "integer"}}},
+                    "description": "outages longer than the fill limit: the series is scored around them"},
                 "threshold": probability,
                 "sensitivity": unit_or_null,
+                "expected_false_alarms_per_1000": {"type": "number",
+                                                   "description": "normal points flagged per 1,000, by design"},
+                "event_gap_points": {"type": "integer"},
                 "sensors": {"type": "array", "items": {"type": "string"}},
                 "interval_seconds": {"type": "number"},
                 "history_length": {"type": "integer"},
@@ -243,21 +257,23 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
         "description": (
             "Timestamps (ISO 8601 or epoch seconds, any order) with one or more sensors, as JSON, a CSV "
             "body (`timestamp,<sensor>...` header) or a multipart CSV upload in field `file`. The series "
-            "is resampled onto the model's interval (short gaps interpolated, duplicates averaged) and "
-            "scored in one model call. Each input point gets a score in [0, 1] (null for the first "
-            "`history_length` grid points), `is_anomaly` = score > threshold, the forecast and each "
-            "sensor's share of the squared residual. `sensitivity` s maps onto the threshold: s = 0.5 "
-            "keeps the model's default t0, s > 0.5 lowers it linearly to 0 at s = 1 "
-            "(t = t0 * 2 * (1 - s)), s < 0.5 raises it linearly to 1 at s = 0 "
-            "(t = t0 + (1 - t0) * 2 * (0.5 - s)). `threshold` sets it directly. Give at most one, as a "
-            f"query parameter or a JSON/form field. At most {config.max_series_points} points."
+            "is put on the model's grid (duplicates averaged, short gaps interpolated; longer outages split "
+            "it and are reported in `gaps`) and scored in one model call. Each input point gets a "
+            "self-adapting score in [0, 1] (null while the model warms up, at the start and after a gap), "
+            "`is_anomaly` = score > threshold, `alarm` where an event opens, the forecast and each sensor's "
+            "share of the squared residual. `sensitivity` s (default 0.5) sets the threshold to "
+            "1 - 10^(5s - 6): the share of normal points expected above it, from one in a million (s = 0) "
+            "to one in ten (s = 1); `threshold` sets it directly. Give at most one, as a query parameter or "
+            f"a JSON/form field; `model` picks the asset's model. At most {config.max_series_points} points."
         ),
         "tags": ["anomaly"],
         "parameters": [
             {"name": "threshold", "in": "query", "required": False, "schema": unit_param,
              "description": "score above which a point is anomalous"},
             {"name": "sensitivity", "in": "query", "required": False, "schema": unit_param,
-             "description": "0 (flag nothing) .. 0.5 (model default) .. 1 (flag everything scored)"},
+             "description": "0 (one normal point in a million flagged) .. 0.5 (default) .. 1 (one in ten)"},
+            {"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
+             "description": "the asset's anomaly model (default: anomaly); unknown names are 404"},
         ],
         "requestBody": {"required": True, "content": {
             JSON: {"schema": _ref("SeriesJsonRequest"), "example": {
@@ -273,7 +289,7 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
         "responses": {
             "200": {"description": "Scores per input point and anomalous segments.",
                     "content": _json_content(_ref("AnomalyResponse"))},
-            **_errors(400, 413, 415, 422, 503, 504),
+            **_errors(400, 404, 413, 415, 422, 503, 504),
         },
     }
 

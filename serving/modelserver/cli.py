@@ -35,6 +35,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
     parser.add_argument("--rest_api_port", type=int, default=8501, help="REST port; 0 disables REST (8501)")
     parser.add_argument("--model_config_file", default="", help="ModelServerConfig text file")
+    parser.add_argument(
+        "--model_config_file_poll_wait_seconds", type=float, default=0.0,
+        help="seconds between re-reads of --model_config_file (models added or removed); 0 = never (default)",
+    )
     parser.add_argument("--model_name", default="default", help="model name without a config file")
     parser.add_argument("--model_base_path", default="", help="model base path without a config file")
     parser.add_argument(

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tensorflow_serving.apis import get_model_status_pb2
@@ -78,6 +78,19 @@ class ModelManager:
         with self._poll_lock:
             for model in self._models.values():
                 self._sync(model)
+
+    def reconfigure(self, models: list[ModelSettings]) -> None:
+        """Serve exactly `models` from now on (a re-read models.config): new ones load, dropped ones unload."""
+        with self._poll_lock:
+            current = self._models
+            self._models = {
+                settings.name: (replace(current[settings.name], settings=settings) if settings.name in current
+                                else Model(settings, {}, {}, set()))
+                for settings in models
+            }
+        for name in sorted(current.keys() - self._models.keys()):
+            log.info("Model %s left the config; its versions are unloaded", name)
+        self.poll()
 
     def _sync(self, model: Model) -> None:
         settings = model.settings
