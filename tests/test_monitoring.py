@@ -128,7 +128,7 @@ def test_dashboard_covers_the_product() -> None:
     for metric in (
         "gateway_requests_total", "gateway_request_duration_seconds_bucket",
         "gateway_stage_duration_seconds_bucket", "gateway_batch_size", "gateway_digit_predictions_total",
-        "gateway_digit_confidence", "gateway_anomaly_points_flagged_total", "gateway_anomaly_segments_total",
+        "gateway_digit_confidence", "gateway_anomaly_points_flagged_total", "gateway_anomaly_events_total",
         "gateway_model_version_responses_total", "gateway_model_ready", "gateway_upstream_errors_total",
         ":tensorflow:serving:request_count", ":tensorflow:serving:request_latency_bucket",
     ):

@@ -16,7 +16,6 @@ from serving.gateway.series import (
     Chunk,
     PreparedSeries,
     RawSeries,
-    anomaly_segments,
     format_timestamps,
     make_chunks,
     parse_csv_series,
@@ -385,23 +384,7 @@ def test_short_series_is_one_chunk_and_bad_arguments_raise() -> None:
         stitch(make_chunks(5000, 288, 2048), np.zeros((2, 2048)), 5000)
 
 
-# ---------------------------------------------------------------- segments
-
-
-def test_anomaly_segments() -> None:
-    times = T0 + 300 * np.arange(10)
-    scores = np.array([np.nan, 0.1, 0.95, 0.99, 0.97, 0.2, 0.3, 0.991, 0.1, 0.999])
-    flags = scores > 0.9
-    segments = anomaly_segments(times, scores, flags)
-    assert segments == [
-        {"start": "2024-03-01T00:10:00Z", "end": "2024-03-01T00:20:00Z", "peak_score": 0.99,
-         "peak_at": "2024-03-01T00:15:00Z", "points": 3},
-        {"start": "2024-03-01T00:35:00Z", "end": "2024-03-01T00:35:00Z", "peak_score": 0.991,
-         "peak_at": "2024-03-01T00:35:00Z", "points": 1},
-        {"start": "2024-03-01T00:45:00Z", "end": "2024-03-01T00:45:00Z", "peak_score": 0.999,
-         "peak_at": "2024-03-01T00:45:00Z", "points": 1},
-    ]
-    assert anomaly_segments(times, scores, np.zeros(10, dtype=bool)) == []
+# ---------------------------------------------------------------- timestamps
 
 
 def test_timestamps_format_as_utc_iso8601() -> None:

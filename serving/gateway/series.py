@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 import numpy as np
 
 from serving.gateway.errors import ApiError
-from serving.gateway.segments import anomaly_segments, format_timestamp, format_timestamps
+from serving.gateway.segments import format_timestamp, format_timestamps
 from serving.series_grid import Gap, put_on_grid
 
 __all__ = [
     "Chunk",
     "PreparedSeries",
     "RawSeries",
-    "anomaly_segments",
     "chunk_windows",
     "format_timestamp",
     "format_timestamps",
