@@ -3,6 +3,8 @@ sensitivity, and one grid policy for training and serving."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import time
@@ -160,3 +162,31 @@ def test_training_and_serving_put_a_messy_series_on_the_same_grid(tmp_path: Path
     np.testing.assert_array_equal(trained.timestamps, served.grid_timestamps)
     np.testing.assert_array_equal(trained.values, served.values)
     assert served.filled.sum() == 5  # the short gap: steps 400..404
+
+
+def test_sharded_training_publishes_every_asset_and_one_complete_config(tmp_path: Path) -> None:
+    """The Indexed Job's sharding as local processes: two shards of one folder, run at the same time."""
+    data = tmp_path / "assets"
+    (data / "plant-b").mkdir(parents=True)
+    sources = sorted(require(NAB_DIR / "realAWSCloudwatch").glob("ec2_cpu_utilization_*.csv"))[:3]
+    targets = [data / "pump-1.csv", data / "pump-2.csv", data / "plant-b" / "fan-3.csv"]
+    for source, target in zip(sources, targets, strict=True):
+        target.write_text("".join(source.read_text().splitlines(keepends=True)[:400]))
+    models = tmp_path / "models"
+    shards = [
+        subprocess.Popen(
+            python_module("training", "anomaly", "--data", str(data), "--out", str(models), "--epochs", "1"),
+            env={**os.environ, "JOB_COMPLETION_INDEX": str(index), "SHARD_COUNT": "2"},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
+        )
+        for index in range(2)
+    ]
+    outputs = [shard.communicate(timeout=600)[0] for shard in shards]
+    assert [shard.returncode for shard in shards] == [0, 0], outputs
+    assert "[assets 2/2]" in outputs[0] and "[assets 1/1]" in outputs[1]  # files 0, 2 and file 1
+    names = ["fan-3", "pump-1", "pump-2"]
+    assert sorted(p.name for p in models.iterdir() if p.is_dir()) == names
+    assert all((models / name / "1" / "saved_model.pb").is_file() for name in names)
+    config = (models / "models.config").read_text()
+    assert re.findall(r'name: "([^"]+)"', config) == names
+    assert not list(models.glob(".models-config-*"))

@@ -15,7 +15,7 @@ import yaml
 from tests.processes import REPO_ROOT, tool
 
 K8S = REPO_ROOT / "k8s"
-OVERLAYS = ("cpu", "gpu")
+OVERLAYS = ("cpu", "gpu", "fleet")
 # Oldest and newest Kubernetes versions whose schemas kubernetes-validate ships offline that we support
 # (autoscaling/v2 and policy/v1 need 1.23+; the package ships 1.25 to 1.37).
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
@@ -65,7 +65,8 @@ def kubernetes_validate(
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_builds_every_resource(overlay: str) -> None:
     kinds = sorted((doc["kind"], doc["metadata"]["name"]) for doc in build(overlay))
-    assert [(kind, name) for kind, name in kinds if kind != "ConfigMap"] == sorted([
+    fleet = [("Job", "training-fleet"), ("PersistentVolumeClaim", "asset-data")] if overlay == "fleet" else []
+    assert [(kind, name) for kind, name in kinds if kind != "ConfigMap"] == sorted([*fleet,
         ("Namespace", "digits-sensors"), ("PersistentVolumeClaim", "models"), ("Job", "training"),
         ("Deployment", "tfserving"), ("Service", "tfserving"), ("Deployment", "gateway"),
         ("Service", "gateway"), ("HorizontalPodAutoscaler", "gateway"),
@@ -155,6 +156,23 @@ def test_gpu_overlay_requests_gpus_and_gpu_images() -> None:
     assert container(find(gpu, "Deployment", "gateway"), "gateway")["image"] == "digits-sensors/gateway:0.1.0"
 
 
+def test_fleet_overlay_shards_an_indexed_job_and_serves_the_generated_config() -> None:
+    docs = build("fleet")
+    job = find(docs, "Job", "training-fleet")
+    assert job["spec"]["completionMode"] == "Indexed"
+    trainer = container(job, "training")
+    shard_count = next(item["value"] for item in trainer["env"] if item["name"] == "SHARD_COUNT")
+    assert int(shard_count) == job["spec"]["completions"]
+    assert trainer["args"][:3] == ["anomaly", "--data", "/data"]
+    assert {(m["name"], m["mountPath"]) for m in trainer["volumeMounts"]} >= {("models", "/models"), ("data", "/data")}
+    tfserving = container(find(docs, "Deployment", "tfserving"), "tfserving")["args"]
+    assert "--model_config_file=/models/models.config" in tfserving
+    assert "--model_config_file_poll_wait_seconds=60" in tfserving
+    gateway = container(find(docs, "Deployment", "gateway"), "gateway")
+    assert {"name": "GATEWAY_MODELS_CONFIG", "value": "/models/models.config"} in gateway["env"]
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in gateway["volumeMounts"]
+
+
 def test_tfserving_config_copies_match_serving_config() -> None:
     copies = K8S / "base" / "tfserving-config"
     originals = REPO_ROOT / "serving" / "config"
@@ -175,7 +193,9 @@ def test_tfserving_reads_files_of_the_generated_config_map(overlay: str) -> None
     config_map_name = volumes[mounts["/config"]["name"]]["configMap"]["name"]
     config_map = find(docs, "ConfigMap", config_map_name)
     flags = dict(arg.removeprefix("--").split("=", 1) for arg in server["args"] if "=" in arg)
-    for flag in ("model_config_file", "batching_parameters_file", "monitoring_config_file"):
+    generated = overlay == "fleet"  # the fleet's models.config is the training job's, on the models volume
+    assert flags["model_config_file"] == ("/models/models.config" if generated else "/config/models.config")
+    for flag in ("batching_parameters_file", "monitoring_config_file", *(() if generated else ("model_config_file",))):
         assert flags[flag].startswith("/config/")
         assert flags[flag].removeprefix("/config/") in config_map["data"], flag
     assert {"--enable_model_warmup", "--enable_batching"} <= set(server["args"])
