@@ -177,6 +177,10 @@ def test_upload_a_nab_csv_and_see_the_anomaly(page, nab_dir: Path) -> None:
     assert band["width"] >= 3 and band["height"] > 100
     assert page.locator("#chart svg path.series-line").count() == 1
     assert len(page.locator("#chart svg path.score-line").get_attribute("d")) > 1000
+    line = page.locator("#chart svg line.threshold-line").bounding_box()
+    panel = page.locator("#chart svg rect.panel").nth(1).bounding_box()
+    assert panel["y"] + 5 < line["y"] < panel["y"] + panel["height"] - 5  # inside the panel, not on its edge
+    assert page.locator("#model option").all_text_contents() == ["anomaly"]
     page.screenshot(path=str(ARTIFACTS / "series-scored.png"), full_page=True)
     assert problems.messages == []
 
@@ -191,7 +195,7 @@ def test_paste_plain_values(page) -> None:
     page.locator("#segments li").first.wait_for()
     assert page.locator("#series-status").text_content().startswith("900 points")
     assert "threshold 1:" in page.locator("#series-status").text_content()
-    assert page.locator("#segments li").first.text_content() == "No anomalous segment."
+    assert page.locator("#segments li").first.text_content() == "No event."
     page.fill("#series-text", "1\n2\nnot a number\n")
     page.click("#score")
     assert "line 3 is not a number" in page.locator("#series-status").text_content()

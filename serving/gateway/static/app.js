@@ -232,8 +232,13 @@
       status.textContent = `Cannot score: ${err.message}.`;
       return;
     }
+    const params = new URLSearchParams();
     const threshold = $("threshold").value.trim();
-    const query = threshold === "" ? "" : `?threshold=${encodeURIComponent(threshold)}`;
+    const sensitivity = $("sensitivity").value.trim();
+    if (threshold !== "") params.set("threshold", threshold);
+    else if (sensitivity !== "") params.set("sensitivity", sensitivity);
+    if ($("model").value) params.set("model", $("model").value);
+    const query = params.toString() === "" ? "" : `?${params}`;
     const request = parsed.csv
       ? { headers: { "Content-Type": "text/csv" }, body: parsed.csv }
       : {
@@ -249,7 +254,8 @@
       const scored = answer.points.filter((p) => p.score !== null).length;
       status.textContent =
         `${answer.points.length} points, ${scored} scored, threshold ${formatScore(answer.threshold)}: ` +
-        `${answer.anomalies.length} anomalous segment${answer.anomalies.length === 1 ? "" : "s"} ` +
+        `${answer.anomalies.length} event${answer.anomalies.length === 1 ? "" : "s"}` +
+        `${answer.gaps.length ? `, ${answer.gaps.length} outage${answer.gaps.length === 1 ? "" : "s"}` : ""} ` +
         `(model ${answer.model.name} v${answer.model.version}).`;
     } catch (err) {
       status.textContent = `The gateway could not score the series: ${err.message}.`;
@@ -321,7 +327,7 @@
 
     const root = svg("svg", {
       viewBox: `0 0 ${c.width} ${c.height}`, class: "chart-svg", role: "img",
-      "aria-label": `Series of ${answer.points.length} points with ${answer.anomalies.length} anomalous segments`,
+      "aria-label": `Series of ${answer.points.length} points with ${answer.anomalies.length} events`,
     });
     svg("rect", { x: c.left, y: c.top, width: plotWidth, height: c.seriesHeight, class: "panel" }, root);
     svg("rect", { x: c.left, y: scoreTop, width: plotWidth, height: c.scoreHeight, class: "panel" }, root);
@@ -333,7 +339,7 @@
         x: start - 1.5, y: c.top, width: Math.max(3, end - start + 3),
         height: scoreTop + c.scoreHeight - c.top, class: "anomaly-band",
       }, root);
-      svg("title", {}, band).textContent = `Anomaly ${segment.start} – ${segment.end}, peak ${formatScore(segment.peak_score)}`;
+      svg("title", {}, band).textContent = `Event ${segment.start} – ${segment.end}, peak ${formatScore(segment.peak_score)}`;
     }
 
     const allValues = Object.values(parsed.columns).flat();
@@ -346,14 +352,18 @@
     label(root, c.left - 6, c.top + 10, hi.toPrecision(4));
     label(root, c.left - 6, c.top + c.seriesHeight, lo.toPrecision(4));
 
-    const scoreY = (s) => scoreTop + c.scoreHeight - s * c.scoreHeight;
-    const scores = answer.points.map((p) => (p.score === null ? NaN : scoreY(p.score)));
+    // Surprise -log10(1 - score): scores crowd near 1, where the threshold sits; this axis spreads them out.
+    const surprise = (s) => -Math.log10(Math.max(1 - s, 1e-9));
+    const surprises = answer.points.map((p) => (p.score === null ? NaN : surprise(p.score)));
+    const limit = surprise(answer.threshold);
+    const top = Math.max(limit * 1.5, 1, ...surprises.filter(Number.isFinite));
+    const scoreY = (v) => scoreTop + c.scoreHeight - (Math.min(v, top) / top) * c.scoreHeight;
     svg("line", {
-      x1: c.left, x2: c.left + plotWidth, y1: scoreY(answer.threshold), y2: scoreY(answer.threshold),
-      class: "threshold-line",
+      x1: c.left, x2: c.left + plotWidth, y1: scoreY(limit), y2: scoreY(limit), class: "threshold-line",
     }, root);
-    svg("path", { d: linePath(xs, scores), class: "score-line" }, root);
-    label(root, c.left - 6, scoreTop + 10, "score 1");
+    svg("path", { d: linePath(xs, surprises.map(scoreY)), class: "score-line" }, root);
+    label(root, c.left - 6, scoreTop + 10, top.toPrecision(2));
+    label(root, c.left - 6, scoreY(limit) + 4, limit.toPrecision(2));
     label(root, c.left - 6, scoreTop + c.scoreHeight, "0");
     drawTimeTicks(root, useTime, t0, t1, xOf, answer.points);
 
@@ -381,7 +391,7 @@
     if (anomalies.length === 0) {
       const item = document.createElement("li");
       item.className = "no-segments";
-      item.textContent = "No anomalous segment.";
+      item.textContent = "No event.";
       list.appendChild(item);
       return;
     }
@@ -392,6 +402,24 @@
         `${a.start} to ${a.end}: ${a.points} point${a.points === 1 ? "" : "s"}, ` +
         `peak score ${formatScore(a.peak_score)} at ${a.peak_at}`;
       list.appendChild(item);
+    }
+  }
+
+  // ---- Models ----------------------------------------------------------------------------------------
+
+  /** Fill the model picker with the gateway's anomaly models (one per asset). */
+  async function loadModels() {
+    try {
+      const answer = await callApi("/v1/models");
+      const names = answer.models.filter((m) => m.role === "anomaly").map((m) => m.name);
+      $("model").replaceChildren(...names.map((name) => {
+        const option = document.createElement("option");
+        option.value = name;
+        option.textContent = name;
+        return option;
+      }));
+    } catch (err) {
+      // keep the default entry: scoring still works against the gateway's default model
     }
   }
 
@@ -415,4 +443,5 @@
   $("series-form").addEventListener("submit", scoreSeries);
   $("series-file").addEventListener("change", loadFile);
   checkService();
+  loadModels();
 })();
