@@ -47,7 +47,7 @@ def create_app(config: GatewayConfig) -> Flask:
     app.config["MAX_FORM_PARTS"] = config.max_images + 16
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    metrics.initialise(config.required_models)
+    metrics.initialise(config.required_models, config.model_label_limit)
     upstream = UpstreamClient(config.upstream, retries=config.upstream_retries)
     registry = ModelRegistry(config.models_config, config.anomaly_model, config.mnist_model)
     digits = DigitService(upstream, config)

@@ -41,6 +41,7 @@ class GatewayConfig:
     mnist_model: str = "mnist"
     anomaly_model: str = "anomaly"
     models_config: str = ""  # TF Serving's models.config: every model in it but mnist_model is an anomaly model
+    model_label_limit: int = 50  # anomaly model names used as metric labels per worker; the rest are `other`
     model_label: str = ""
     version_cache_seconds: float = 2.0
     microbatch_ms: float = 2.0
@@ -55,7 +56,9 @@ class GatewayConfig:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive, got {getattr(self, name)}")
         if self.deadline_seconds <= 0:
             raise ValueError(f"{ENV_PREFIX}DEADLINE_SECONDS must be positive, got {self.deadline_seconds}")
-        for name in ("upstream_retries", "max_gap_steps", "version_cache_seconds", "microbatch_ms"):
+        not_negative = ("upstream_retries", "max_gap_steps", "version_cache_seconds", "microbatch_ms",
+                        "model_label_limit")
+        for name in not_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must not be negative, "
                                  f"got {getattr(self, name)}")

@@ -67,25 +67,26 @@ DIGIT_CONFIDENCE = Histogram(
 ANOMALY_POINTS_SCORED = Counter("gateway_anomaly_points_scored", "Points that received a score.", ["model"])
 ANOMALY_POINTS_FLAGGED = Counter("gateway_anomaly_points_flagged", "Points flagged as anomalous.", ["model"])
 ANOMALY_EVENTS = Counter("gateway_anomaly_events", "Anomaly events (alarms) reported.", ["model"])
-MODEL_LABEL_LIMIT = int(os.environ.get("GATEWAY_MODEL_LABEL_LIMIT", "50"))
+_label_limit = [50]  # set from GatewayConfig.model_label_limit by initialise()
 _named_models: set[str] = set()
 _named_lock = threading.Lock()
 
 
 def model_label(name: str) -> str:
-    """`name` as a metric label, or `other` once this worker has labelled `MODEL_LABEL_LIMIT` distinct models."""
+    """`name` as a metric label, or `other` once this worker has labelled `model_label_limit` distinct models."""
     if name in _named_models:
         return name
     with _named_lock:
-        if len(_named_models) < MODEL_LABEL_LIMIT:
+        if len(_named_models) < _label_limit[0]:
             _named_models.add(name)
             return name
     return "other"
 ANOMALY_SCORE = Histogram("gateway_anomaly_score", "Scores of scored points.", buckets=SCORE_BUCKETS)
 
 
-def initialise(models: tuple[str, ...]) -> None:
+def initialise(models: tuple[str, ...], model_label_limit: int = 50) -> None:
     """Create the series that alerts and dashboards expect to exist at 0 before anything happens."""
+    _label_limit[0] = model_label_limit
     for model in models:
         for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
             UPSTREAM_ERRORS.labels(model, code)
