@@ -29,7 +29,7 @@ def plot_scored_series(values: pd.DataFrame, result: SeriesScore, out: Path, tit
     if len(times) != len(values):
         raise ValueError(f"{len(values)} rows but {len(times)} scored points")
     fig, (series_ax, score_ax) = plt.subplots(
-        2, 1, sharex=True, figsize=(14, 6), height_ratios=(3, 2), layout="constrained"
+        2, 1, sharex=True, figsize=(12, 6), height_ratios=(3, 2), layout="constrained"
     )
     width = 0.8 if len(times) < 2000 else 0.4  # thin lines keep a long series from becoming a solid band
     for column in values.columns:
