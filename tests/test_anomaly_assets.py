@@ -190,3 +190,21 @@ def test_sharded_training_publishes_every_asset_and_one_complete_config(tmp_path
     config = (models / "models.config").read_text()
     assert re.findall(r'name: "([^"]+)"', config) == names
     assert not list(models.glob(".models-config-*"))
+
+
+def test_one_absurd_value_is_reported_and_does_not_blind_the_detector(
+        assets: tuple[Path, ModelServerHandle, GatewayHandle]) -> None:
+    """values[300] = 1e30 in a 400-point series: every later point is scored, and a real spike at 330 is found."""
+    _, _, gateway = assets
+    rows = require(NAB_TRAIN_CSV).read_text().splitlines()
+    rows = rows[1:401]
+    stamps = [row.split(",")[0] for row in rows]
+    values = [float(row.split(",")[1]) for row in rows]
+    values[300] = 1e30
+    values[330] += 500.0
+    body = requests.post(gateway.url + ANOMALY, json={"timestamps": stamps, "values": values}, timeout=60).json()
+    points = body["points"]
+    assert all(p["score"] is not None for p in points[body["history_length"]:])
+    assert points[300]["is_anomaly"] and points[300]["alarm"]
+    assert points[330]["is_anomaly"] and points[330]["score"] > body["threshold"]
+    assert all(not p["is_anomaly"] for p in points[body["history_length"]:300])
