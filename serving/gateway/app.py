@@ -12,7 +12,7 @@ import time
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from serving.gateway import metrics, routes_api, routes_ops, routes_pages
+from serving.gateway import bodies, metrics, routes_api, routes_ops, routes_pages
 from serving.gateway.anomaly import AnomalyService
 from serving.gateway.catalog import AnomalyCatalog
 from serving.gateway.config import GatewayConfig
@@ -24,6 +24,11 @@ from serving.gateway.upstream import UpstreamClient
 log = logging.getLogger("serving.gateway")
 
 UNMATCHED_ENDPOINT = "unmatched"
+# Generous bytes per series point (an ISO timestamp, four sensor values, separators and indentation), and the
+# most values a point brings (its timestamp and up to four sensors): together they bound a series body by its
+# length and its separators before it is parsed.
+SERIES_BYTES_PER_POINT = 256
+SERIES_ITEMS_PER_POINT = 5
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
@@ -56,8 +61,15 @@ def create_app(config: GatewayConfig) -> Flask:
     routes_ops.register(app, config, upstream)
     routes_pages.register(app, config)
     _install_hooks(app)
+    bodies.install(app, bodies.BodyRule(config.max_request_bytes), {routes_api.ANOMALY_ROUTE: _series_rule(config)})
     _install_error_handlers(app)
     return app
+
+
+def _series_rule(config: GatewayConfig) -> bodies.BodyRule:
+    points = config.max_series_points
+    return bodies.BodyRule(min(config.max_request_bytes, points * SERIES_BYTES_PER_POINT),
+                           max_separators=points * SERIES_ITEMS_PER_POINT)
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

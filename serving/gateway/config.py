@@ -15,7 +15,7 @@ from typing import Any
 from serving.gateway.series import DUPLICATE_POLICIES
 
 ENV_PREFIX = "GATEWAY_"
-WORKER_CLASSES = ("gthread", "sync")
+WORKER_CLASSES = ("gevent", "gthread", "sync")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ class GatewayConfig:
     upstream: str = "localhost:8500"
     workers: int = 2
     threads: int = 4
-    worker_class: str = "gthread"
+    worker_class: str = "gevent"
+    worker_connections: int = 1000
+    read_timeout_seconds: float = 10.0
     deadline_seconds: float = 5.0
     upstream_retries: int = 4
     max_request_bytes: int = 32 * 1024 * 1024
@@ -47,8 +49,9 @@ class GatewayConfig:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        positive = ("port", "workers", "threads", "max_request_bytes", "max_images", "max_image_pixels",
-                    "max_request_pixels", "max_series_points", "anomaly_chunk_points", "microbatch_max_images")
+        positive = ("port", "workers", "threads", "worker_connections", "read_timeout_seconds",
+                    "max_request_bytes", "max_images", "max_image_pixels", "max_request_pixels", "max_series_points",
+                    "anomaly_chunk_points", "microbatch_max_images")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive, got {getattr(self, name)}")
@@ -68,8 +71,8 @@ class GatewayConfig:
 
     @property
     def microbatching(self) -> bool:
-        """Micro-batching needs concurrent requests in one process, i.e. gthread workers."""
-        return self.microbatch_ms > 0 and self.worker_class == "gthread"
+        """Micro-batching needs concurrent requests in one process, i.e. gevent or gthread workers."""
+        return self.microbatch_ms > 0 and self.worker_class != "sync"
 
     @property
     def required_models(self) -> tuple[str, str]:

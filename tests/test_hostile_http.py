@@ -1,0 +1,169 @@
+"""Hostile HTTP clients against the gateway, directly and through the front proxy (nginx).
+
+Slow and idle clients, request lines and headers no library would send, broken chunked framing, bodies over
+the limits. Every answer must be JSON, none a 5xx, none without a reply (a hang fails the read), none with a
+`Server` banner; `/healthz` must answer within a second while 200 connections stall.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures_gateway import GatewayHandle, start_gateway
+from tests.fixtures_proxy import ProxyHandle, start_proxy
+from tests.rawhttp import RawResponse, SlowClients, exchange, read_response
+
+pytestmark = pytest.mark.slow
+READ_TIMEOUT_SECONDS = 2
+MAX_BODY_BYTES = 1024 * 1024
+MAX_SERIES_POINTS = 1000
+DIGITS = "/v1/digits:predict"
+SERIES = "/v1/anomaly:score"
+
+
+def _request(head: str, body: bytes = b"") -> bytes:
+    return head.replace("\n", "\r\n").encode("latin-1") + b"\r\n" + body
+
+
+# Each is answered by gunicorn, nginx or the app; each must be a JSON 4xx.
+HOSTILE_REQUESTS: dict[str, bytes] = {
+    "request line over 8 KB": _request(f"GET /{'a' * 20000} HTTP/1.1\nHost: t\n"),
+    "one header of 20 KB": _request(f"GET /healthz HTTP/1.1\nHost: t\nX-Big: {'b' * 20000}\n"),
+    "200 headers": _request("GET /healthz HTTP/1.1\nHost: t\n" + "".join(f"X-{i}: 1\n" for i in range(200))),
+    "NUL in the method": b"G\x00T / HTTP/1.1\r\nHost: t\r\n\r\n",
+    "lower-case method": _request("get / HTTP/1.1\nHost: t\n"),
+    "unknown method": _request("BREW /healthz HTTP/1.1\nHost: t\n"),
+    "TRACE": _request("TRACE / HTTP/1.1\nHost: t\n"),
+    "CONNECT": _request("CONNECT example.com:443 HTTP/1.1\nHost: t\n"),
+    "HTTP/3.0 on HTTP/1 framing": _request("GET / HTTP/3.0\nHost: t\n"),
+    "garbage version": _request("GET / HTTP/x.y\nHost: t\n"),
+    "bare CR inside a header": b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\rb\r\n\r\n",
+    "space in a header name": _request("GET / HTTP/1.1\nHost: t\nX A: 1\n"),
+    "obsolete line folding": _request("GET / HTTP/1.1\nHost: t\nX-A: 1\n folded\n"),
+    "Content-Length and chunked": _request(
+        f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Length: 5\nTransfer-Encoding: chunked\n", b"0\r\n\r\n"
+    ),
+    "two Content-Lengths": _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Length: 1\nContent-Length: 2\n", b"ab"),
+    "negative Content-Length": _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Length: -1\n"),
+    "Transfer-Encoding gzip": _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nTransfer-Encoding: gzip\n"),
+    "chunk size not hex": _request(
+        f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: image/png\nTransfer-Encoding: chunked\n",
+        b"zz\r\nabc\r\n0\r\n\r\n",
+    ),
+    "chunk without its CRLF": _request(
+        f"POST {SERIES} HTTP/1.1\nHost: t\nContent-Type: application/json\nTransfer-Encoding: chunked\n",
+        b"3\r\nabcXX0\r\n\r\n",
+    ),
+    "chunk extension garbage": _request(
+        f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: image/png\nTransfer-Encoding: chunked\n",
+        b"3;\x01=\x02\r\nabc\r\n0\r\n\r\n",
+    ),
+    "Expect: 999": _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nExpect: 999-nonsense\nContent-Length: 1\n", b"a"),
+    "declared body over the limit": _request(
+        f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: image/png\nContent-Length: {MAX_BODY_BYTES * 40}\n"
+    ),
+    "more series values than any series may have": _request(
+        f"POST {SERIES} HTTP/1.1\nHost: t\nContent-Type: application/json\nContent-Length: 60003\n",
+        b"[" + b"0," * 30000 + b"0]",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def hardened_gateway(model_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
+    handle = start_gateway(
+        model_server.grpc_target,
+        log_dir=tmp_path_factory.mktemp("gateway"),
+        read_timeout_seconds=READ_TIMEOUT_SECONDS,
+        max_request_bytes=MAX_BODY_BYTES,
+        max_series_points=MAX_SERIES_POINTS,
+    )
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(hardened_gateway: GatewayHandle) -> Iterator[ProxyHandle]:
+    handle = start_proxy(hardened_gateway.url, max_body_bytes=MAX_BODY_BYTES)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(params=["direct", "proxy"])
+def port(request: pytest.FixtureRequest, hardened_gateway: GatewayHandle) -> int:
+    """The gateway's own port, or the proxy's in front of it."""
+    if request.param == "proxy":
+        return request.getfixturevalue("proxy").port
+    return int(hardened_gateway.url.rsplit(":", 1)[1])
+
+
+def assert_json_client_error(response: RawResponse, case: str) -> None:
+    assert 400 <= response.status < 500, f"{case}: {response.status} {response.body[:300]!r}"
+    assert response.is_json, f"{case}: {response.headers} {response.body[:300]!r}"
+    assert set(response.json()["error"]) == {"code", "message"}, case
+    assert "server" not in response.headers, f"{case}: {response.headers['server']}"
+
+
+@pytest.mark.parametrize("case", HOSTILE_REQUESTS)
+def test_hostile_request_gets_a_json_client_error(port: int, case: str) -> None:
+    assert_json_client_error(exchange(port, HOSTILE_REQUESTS[case], timeout=20), case)
+
+
+def test_healthz_answers_within_a_second_while_200_connections_stall(port: int) -> None:
+    with SlowClients(port, 200):
+        for _ in range(5):
+            started = time.monotonic()
+            response = exchange(port, _request("GET /healthz HTTP/1.1\nHost: t\n"), timeout=5)
+            assert response.status == 200
+            assert time.monotonic() - started < 1.0
+            assert "server" not in response.headers
+
+
+def test_a_stalled_body_is_dropped(port: int, hardened_gateway: GatewayHandle) -> None:
+    """The gateway answers 408 after its read timeout; nginx (client_body_timeout) closes the connection."""
+    direct = port == int(hardened_gateway.url.rsplit(":", 1)[1])
+    with SlowClients(port, 3) as stalled:
+        for sock in stalled.sockets:
+            sock.settimeout(30)  # the proxy's body timeout is 10 s; a hang fails with TimeoutError
+            try:
+                response = read_response(sock)
+            except (ConnectionError, OSError) as exc:
+                assert not direct, f"the gateway closed without an answer: {exc}"
+                continue
+            assert response.status == 408
+            assert response.json()["error"]["code"] == "request_timeout"
+
+
+def test_chunked_body_over_the_limit_is_refused(port: int) -> None:
+    """Chunked bodies have no declared length: they are counted as they arrive and refused at the limit."""
+    chunk = b"\x00" * 65536
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        head = f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: image/png\nTransfer-Encoding: chunked\n"
+        sock.sendall(_request(head))
+        try:
+            for _ in range(2 * MAX_BODY_BYTES // len(chunk)):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the end: the answer is already waiting
+        response = read_response(sock)
+    assert_json_client_error(response, "chunked over the limit")
+    assert response.status == 413
+
+
+def test_body_cut_short_is_a_400(hardened_gateway: GatewayHandle) -> None:
+    port = int(hardened_gateway.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(
+            _request(
+                f"POST {SERIES} HTTP/1.1\nHost: t\nContent-Type: application/json\nContent-Length: 100\n",
+                b'{"values": [1,',
+            )
+        )
+        sock.shutdown(socket.SHUT_WR)
+        response = read_response(sock)
+    assert_json_client_error(response, "short body")
