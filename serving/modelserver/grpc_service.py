@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent import futures
 
 import grpc
@@ -19,6 +20,7 @@ from serving.modelserver.core import PredictionCore, signature_def_map
 from serving.modelserver.errors import ServingError, invalid_argument
 from serving.modelserver.servable import DEFAULT_SIGNATURE
 
+log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
 SIGNATURE_DEF_FIELD = "signature_def"
 
@@ -37,15 +39,22 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 return self._predict(request)
         except ServingError as error:
             context.abort(error.code, error.message)
+        except Exception:  # a bug, not bad input: INTERNAL with a traceback in the log, never gRPC's UNKNOWN
+            log.exception("Predict failed unexpectedly")
+            context.abort(grpc.StatusCode.INTERNAL, "internal error in the model server; see its log")
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
         servable = self.core.manager.servable(spec.name, _version(spec), spec.version_label)
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        runner = servable.runner(signature_name, list(request.inputs), request.output_filter)
         try:
+            # Declared dtypes and shapes against the signature first: a few bytes may declare gigabytes.
+            for alias, proto in request.inputs.items():
+                runner.check(alias, proto.dtype, tensors.shape_from_proto(proto.tensor_shape))
             inputs = {alias: tensors.from_tensor_proto(proto) for alias, proto in request.inputs.items()}
         except tensors.TensorProtoError as error:
             raise invalid_argument(str(error)) from None
-        signature_name = spec.signature_name or DEFAULT_SIGNATURE
         outputs = self.core.run(servable, signature_name, inputs, request.output_filter)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name

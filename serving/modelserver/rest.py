@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from google.protobuf import json_format
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from serving.modelserver import rest_json
@@ -31,8 +32,17 @@ MODEL_URL = re.compile(
 )
 
 
+# Request bodies above this are refused (413) before they are parsed: the largest request the gateway sends is
+# a few megabytes as JSON, and parsing 64 MB of JSON took 5 s of CPU and hundreds of MB.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, indent=None) + "\n", status=status, mimetype="application/json")
+    return Response(json.dumps(body, indent=None, allow_nan=False) + "\n", status=status, mimetype="application/json")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise invalid_argument(f"{name} is not a JSON number; the request body must be strict JSON")
 
 
 def _error(error: ServingError) -> Response:
@@ -47,6 +57,7 @@ def _proto_dict(message) -> dict[str, Any]:
 
 def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
     app = Flask("serving.modelserver")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
     @app.route("/v1/models/<path:rest>", methods=["GET", "POST"])
     def models(rest: str) -> Response:
@@ -66,6 +77,10 @@ def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
     @app.errorhandler(404)
     def unknown_path(_error: Exception) -> Response:
         return _json({"error": f"Malformed request: {request.method} {request.path}"}, 404)
+
+    @app.errorhandler(413)
+    def too_large(_error: Exception) -> Response:
+        return _json({"error": f"the request body is larger than the limit of {MAX_BODY_BYTES} bytes"}, 413)
 
     @app.errorhandler(405)
     def wrong_method(_error: Exception) -> Response:
@@ -97,9 +112,10 @@ def _dispatch(core: PredictionCore, match: re.Match) -> Response:
 
 
 def _predict(core: PredictionCore, model: str, version: int | None, label: str) -> dict[str, Any]:
+    data = _body()  # TF Serving ignores Content-Type
     try:
-        body = request.get_json(force=True, silent=True)  # TF Serving ignores Content-Type
-    except RecursionError:  # nesting deeper than the JSON parser's stack
+        body = json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # not JSON, or nesting deeper than the JSON parser's stack
         body = None
     if body is None:
         raise invalid_argument("the request body is not valid JSON")
@@ -109,6 +125,17 @@ def _predict(core: PredictionCore, model: str, version: int | None, label: str) 
     inputs = rest_json.request_arrays(fmt, payload, signature.inputs)
     outputs = core.run(servable, signature_name, inputs)
     return rest_json.response_body(fmt, outputs)
+
+
+def _body() -> bytes:
+    """The request body, refused (413) above MAX_BODY_BYTES: a declared length by Werkzeug before reading, a
+    chunked body here as it arrives (Werkzeug would cut it at the limit and hand on the truncated JSON)."""
+    if "chunked" not in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return request.get_data(cache=False)
+    data = request.environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+    if len(data) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return data
 
 
 class RestServer:

@@ -3,7 +3,8 @@
 Row format: `{"instances": [...]}`, one item per example (an object keyed by input name when the
 signature has several inputs) -> `{"predictions": [...]}`. Columnar format: `{"inputs": value or
 {name: value}}` -> `{"outputs": value or {name: value}}`. Binary strings travel as `{"b64": "..."}`, and
-string outputs whose alias ends in `_bytes` are returned that way.
+string outputs whose alias ends in `_bytes` are returned that way. Non-finite float outputs are written as
+`null` (strict JSON has no NaN or Infinity); `NaN`/`Infinity` literals in a request are refused.
 """
 
 from __future__ import annotations
@@ -109,11 +110,24 @@ def _named(signature_inputs: Mapping[str, meta_graph_pb2.TensorInfo], alias: str
     return to_array(value, signature_inputs[alias], alias)
 
 
+def _finite_list(array: np.ndarray) -> Any:
+    """`array.tolist()` with NaN and +-Infinity as null: JSON has no such numbers, and a parser that meets the
+    `NaN` Python's json module would write refuses the whole answer."""
+    finite = np.isfinite(array)
+    if finite.all():
+        return array.tolist()
+    values = array.astype(object)
+    values[~finite] = None
+    return values.tolist()
+
+
 def _jsonable(array: np.ndarray, alias: str) -> Any:
     if array.dtype.kind == "f" and array.dtype.itemsize < 8:
         # Shortest text that reads back as the same float32 (0.9, not 0.8999999761581421), as TF Serving.
         shortest = np.array([float(str(value)) for value in array.ravel()], dtype=np.float64)
-        return shortest.reshape(array.shape).tolist()
+        return _finite_list(shortest.reshape(array.shape))
+    if array.dtype.kind == "f":
+        return _finite_list(array)
     if array.dtype != object:
         return array.tolist()
     as_b64 = alias.endswith("_bytes")
