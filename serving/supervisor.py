@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -24,6 +24,7 @@ class Child:
     first_delay: float = 0.5
     max_delay: float = 30.0
     stable_after: float = 60.0
+    clock: Callable[[], float] = time.monotonic
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     _delay: float = field(default=0.0, init=False)
@@ -32,12 +33,13 @@ class Child:
 
     def start(self) -> subprocess.Popen[bytes]:
         self.process = subprocess.Popen(list(self.command))
-        self._started = time.monotonic()
+        self._started = self.clock()
         self._restart_at = None
         return self.process
 
-    def check(self, now: float) -> None:
+    def check(self) -> None:
         """Schedule a restart when the process has exited, and perform it once its pause is over."""
+        now = self.clock()
         if self._restart_at is not None:
             if now >= self._restart_at:
                 self.restarts += 1
@@ -71,7 +73,6 @@ class Child:
 def supervise(children: Sequence[Child], interval: float = 0.25) -> None:
     """Watch the children forever (until KeyboardInterrupt or SystemExit from a signal handler)."""
     while True:
-        now = time.monotonic()
         for child in children:
-            child.check(now)
+            child.check()
         time.sleep(interval)
