@@ -7,11 +7,14 @@ the limits. Every answer must be JSON, none a 5xx, none without a reply (a hang 
 
 from __future__ import annotations
 
+import io
 import socket
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.fixtures_proxy import ProxyHandle, start_proxy
@@ -167,3 +170,35 @@ def test_body_cut_short_is_a_400(hardened_gateway: GatewayHandle) -> None:
         sock.shutdown(socket.SHUT_WR)
         response = read_response(sock)
     assert_json_client_error(response, "short body")
+
+
+def _float_tiff(*specials: float) -> bytes:
+    pixels = np.zeros((40, 40), dtype=np.float32)
+    pixels[10:30, 18:22] = 5.0
+    pixels[5, 5 : 5 + len(specials)] = specials
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="F").save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
+HOSTILE_BODIES: dict[str, tuple[str, bytes]] = {
+    "float TIFF with +inf": ("image/tiff", _float_tiff(np.inf)),
+    "float TIFF with -inf": ("image/tiff", _float_tiff(-np.inf)),
+    "float TIFF with +inf and -inf": ("image/tiff", _float_tiff(np.inf, -np.inf)),
+    "float TIFF with NaN and max float": ("image/tiff", _float_tiff(np.nan, np.finfo(np.float32).max)),
+    "multipart with 5,000 empty parts": (
+        "multipart/form-data; boundary=b",
+        b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n\r\n' * 5000 + b"--b--\r\n",
+    ),
+    "multipart without a closing boundary": (
+        "multipart/form-data; boundary=b",
+        b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n' + b"\x89PNG" * 1000,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_BODIES)
+def test_hostile_digit_body_gets_a_json_client_error(port: int, case: str) -> None:
+    content_type, body = HOSTILE_BODIES[case]
+    head = f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: {content_type}\nContent-Length: {len(body)}\n"
+    assert_json_client_error(exchange(port, _request(head, body), timeout=30), case)
