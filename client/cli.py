@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds per request (default 10)")
     common.add_argument("--retries", type=int, default=argparse.SUPPRESS,
                         help="retries on connection errors and 503 (default 3)")
+    common.add_argument("--api-key", default=argparse.SUPPRESS,
+                        help="API key, when the gateway requires one (default: $GATEWAY_API_KEY)")
     parser = argparse.ArgumentParser(prog="digits-client", parents=[common],
                                      description="Client of the digits-and-sensors gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -150,8 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = getattr(args, "url", None) or os.environ.get("GATEWAY_URL") or DEFAULT_URL
     command: Command = args.func
     try:
+        api_key = getattr(args, "api_key", None) or os.environ.get("GATEWAY_API_KEY")
         with GatewayClient(url, timeout=getattr(args, "timeout", 10.0),
-                           retries=getattr(args, "retries", 3)) as client:
+                           retries=getattr(args, "retries", 3), api_key=api_key) as client:
             return command(client, args)
     except GatewayUnavailable as exc:
         print(f"error: gateway {url} unreachable: {exc.message}", file=sys.stderr)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
 from werkzeug.exceptions import HTTPException
 
-from serving.gateway import bodies, metrics, routes_api, routes_ops, routes_pages
+from serving.gateway import apikeys, bodies, metrics, routes_api, routes_ops, routes_pages
 from serving.gateway.anomaly import AnomalyService
 from serving.gateway.catalog import AnomalyCatalog
 from serving.gateway.config import GatewayConfig
@@ -61,9 +63,30 @@ def create_app(config: GatewayConfig) -> Flask:
     routes_ops.register(app, config, upstream)
     routes_pages.register(app, config)
     _install_hooks(app)
+    on_metrics_port = _metrics_port_guard(app, config)
+    if config.api_keys_file:
+        apikeys.install(app, apikeys.KeyRing.from_file(Path(config.api_keys_file)), exempt=on_metrics_port)
     bodies.install(app, bodies.BodyRule(config.max_request_bytes), {routes_api.ANOMALY_ROUTE: _series_rule(config)})
     _install_error_handlers(app)
     return app
+
+
+def _metrics_port_guard(app: Flask, config: GatewayConfig) -> Callable[[], bool]:
+    """With GATEWAY_METRICS_PORT, that port serves /metrics only, and the public port no /metrics.
+
+    Returns whether the current request came in on the metrics port (reachable only inside the deployment's
+    network, so it needs no key). gunicorn's SERVER_PORT is the listening socket's, not the Host header's.
+    """
+
+    def on_metrics_port() -> bool:
+        return bool(config.metrics_port) and request.environ.get("SERVER_PORT") == str(config.metrics_port)
+
+    @app.before_request
+    def split_ports() -> None:
+        if config.metrics_port and on_metrics_port() != (request.path == "/metrics"):
+            abort(404)
+
+    return on_metrics_port
 
 
 def _series_rule(config: GatewayConfig) -> bodies.BodyRule:

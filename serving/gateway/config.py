@@ -47,6 +47,8 @@ class GatewayConfig:
     microbatch_ms: float = 2.0
     microbatch_max_images: int = 256
     log_level: str = "info"
+    api_keys_file: str = ""
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         positive = ("port", "workers", "threads", "worker_connections", "read_timeout_seconds",
@@ -57,7 +59,7 @@ class GatewayConfig:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive, got {getattr(self, name)}")
         if self.deadline_seconds <= 0:
             raise ValueError(f"{ENV_PREFIX}DEADLINE_SECONDS must be positive, got {self.deadline_seconds}")
-        for name in ("upstream_retries", "max_gap_steps", "version_cache_seconds", "microbatch_ms"):
+        for name in ("upstream_retries", "max_gap_steps", "version_cache_seconds", "microbatch_ms", "metrics_port"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must not be negative, "
                                  f"got {getattr(self, name)}")

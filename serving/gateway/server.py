@@ -61,7 +61,7 @@ class GatewayServer(BaseApplication):
     def load_config(self) -> None:
         config = self.gateway_config
         settings = {
-            "bind": f"{config.host}:{config.port}",
+            "bind": [f"{config.host}:{port}" for port in (config.port, config.metrics_port) if port],
             "workers": config.workers,
             "worker_class": WORKER_CLASS_PATHS.get(config.worker_class, config.worker_class),
             "threads": config.threads,
