@@ -18,6 +18,7 @@ from PIL import Image
 
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.fixtures_proxy import ProxyHandle, start_proxy
+from tests.processes import free_port
 from tests.rawhttp import RawResponse, SlowClients, exchange, read_response
 
 pytestmark = pytest.mark.slow
@@ -202,3 +203,21 @@ def test_hostile_digit_body_gets_a_json_client_error(port: int, case: str) -> No
     content_type, body = HOSTILE_BODIES[case]
     head = f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: {content_type}\nContent-Length: {len(body)}\n"
     assert_json_client_error(exchange(port, _request(head, body), timeout=30), case)
+
+
+def test_public_answers_name_no_internal_address(tmp_path) -> None:
+    """With the model server down, /readyz and the API say so without its address (which stays in the log)."""
+    dead = free_port()
+    gateway = start_gateway(f"127.0.0.1:{dead}", log_dir=tmp_path, deadline_seconds=1, upstream_retries=0)
+    try:
+        port = int(gateway.url.rsplit(":", 1)[1])
+        for raw in (
+            _request("GET /readyz HTTP/1.1\nHost: t\n"),
+            _request("GET /v1/models HTTP/1.1\nHost: t\n"),
+            _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: application/json\nContent-Length: 2\n", b"{}"),
+        ):
+            response = exchange(port, raw)
+            assert response.status in (400, 422, 503), response.body
+            assert str(dead) not in response.body.decode() and "127.0.0.1" not in response.body.decode()
+    finally:
+        gateway.stop()

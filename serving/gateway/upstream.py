@@ -9,7 +9,9 @@ the channel reconnects by itself (with a short reconnect backoff) when the serve
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -29,6 +31,8 @@ from serving.protos import (
     unpack_signature_def_map,
 )
 from serving.tensors import TensorProtoError, from_tensor_proto, to_tensor_proto
+
+log = logging.getLogger("serving.gateway")
 
 CHANNEL_OPTIONS = (
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
@@ -151,7 +155,7 @@ class UpstreamClient:
         response = self._call(GET_MODEL_STATUS, "GetModelStatus", request, name, deadline, retries)
         state_name = tfs_lite_pb2.ModelVersionStatus.State.Name
         return [
-            VersionState(version=item.version, state=state_name(item.state), error=item.status.error_message)
+            VersionState(version=item.version, state=state_name(item.state), error=redact(item.status.error_message))
             for item in response.model_version_status
         ]
 
@@ -188,8 +192,21 @@ def _count(model: str, method: str, code: grpc.StatusCode) -> None:
         metrics.labelled(metrics.UPSTREAM_ERRORS, model, code.name).inc()
 
 
+# Internal addresses and file paths in upstream messages (gRPC's "ipv4:10.0.0.7:8500", TF Serving's load errors
+# naming /models/mnist/3/...) stay in the log: public answers get placeholders.
+_ADDRESS = re.compile(r"\b(?:ipv4|ipv6|unix|dns):\S+|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+_PATH = re.compile(r"(?<![\w:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
+
+
+def redact(text: str) -> str:
+    """`text` without network addresses or absolute paths."""
+    return _PATH.sub("<path>", _ADDRESS.sub("<address>", text))
+
+
 def _details(exc: grpc.RpcError) -> str:
-    return (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    log.info("model server answered: %s", details)
+    return redact(details)
 
 
 def _api_error(model: str, method: str, code: grpc.StatusCode, details: str) -> UpstreamError:
