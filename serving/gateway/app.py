@@ -66,7 +66,8 @@ def create_app(config: GatewayConfig) -> Flask:
     on_metrics_port = _metrics_port_guard(app, config)
     if config.api_keys_file:
         apikeys.install(app, apikeys.KeyRing.from_file(Path(config.api_keys_file)), exempt=on_metrics_port)
-    bodies.install(app, bodies.BodyRule(config.max_request_bytes), {routes_api.ANOMALY_ROUTE: _series_rule(config)})
+    bodies.install(app, bodies.BodyRule(config.max_request_bytes), {routes_api.ANOMALY_ROUTE: _series_rule(config)},
+                   bodies.BodyBudget(config.max_inflight_body_bytes))
     _install_error_handlers(app)
     return app
 

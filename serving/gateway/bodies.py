@@ -9,16 +9,22 @@ Every POST body passes `read_bounded` in a `before_request` hook:
   needs one, so counting them (at C speed, no allocation) bounds how many values a parser would build.
 The body then replaces `wsgi.input` as an in-memory stream of known length. `InMemoryRequest` keeps
 multipart files in memory too (Werkzeug spools files over 500 KB to disk; the body is already bounded).
+
+A gevent worker reads any number of bodies at once, so each worker also has a `BodyBudget`: the bytes of
+bodies it may hold together (`GATEWAY_MAX_INFLIGHT_BODY_BYTES`). A request reserves its declared length (a
+chunked one: its route's limit, then keeps what arrived) before reading and frees it when answered; one that
+finds no room within a few seconds gets 503 `busy` with Retry-After, so memory stays bounded under any load.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-from flask import Flask, Request, request
+from flask import Flask, Request, g, request
 from gunicorn.http.errors import NoMoreData, ParseException
 
 from serving.gateway.errors import ApiError
@@ -33,6 +39,32 @@ class BodyRule:
 
     max_bytes: int
     max_separators: int | None = None
+
+
+class BodyBudget:
+    """Bytes of request bodies one worker process may hold at once (see the module docstring)."""
+
+    def __init__(self, total: int, wait_seconds: float = 5.0) -> None:
+        self.total = total
+        self._free = total
+        self._wait_seconds = wait_seconds
+        self._room = threading.Condition()
+
+    def reserve(self, size: int) -> None:
+        with self._room:
+            if not self._room.wait_for(lambda: self._free >= size, self._wait_seconds):
+                raise ApiError(
+                    503,
+                    "busy",
+                    "the gateway is reading too many large bodies; retry shortly",
+                    {"Retry-After": "1", **CLOSE},
+                )
+            self._free -= size
+
+    def release(self, size: int) -> None:
+        with self._room:
+            self._free += size
+            self._room.notify_all()
 
 
 class InMemoryRequest(Request):
@@ -81,8 +113,8 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"the request body is larger than the limit of {limit} bytes", CLOSE)
 
 
-def install(app: Flask, default: BodyRule, per_route: Mapping[str, BodyRule]) -> None:
-    """Read every body under its route's rule before the route runs (a hook registered after the metrics one)."""
+def install(app: Flask, default: BodyRule, per_route: Mapping[str, BodyRule], budget: BodyBudget) -> None:
+    """Read every body under its route's rule and the worker's budget before the route runs."""
     app.request_class = InMemoryRequest
 
     @app.before_request
@@ -91,7 +123,17 @@ def install(app: Flask, default: BodyRule, per_route: Mapping[str, BodyRule]) ->
             return
         rule = per_route.get(request.url_rule.rule if request.url_rule else "", default)
         environ = request.environ
+        declared = environ.get("CONTENT_LENGTH") or ""
+        reserved = min(int(declared), rule.max_bytes + 1) if declared else rule.max_bytes + 1
+        budget.reserve(reserved)
+        g.body_reserved = reserved
         data = read_bounded(environ, rule)
+        budget.release(reserved - len(data))
+        g.body_reserved = len(data)
         environ["wsgi.input"] = io.BytesIO(data)
         environ["CONTENT_LENGTH"] = str(len(data))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+    @app.teardown_request
+    def free_body(_exc: BaseException | None) -> None:
+        budget.release(g.pop("body_reserved", 0))

@@ -33,6 +33,7 @@ class GatewayConfig:
     deadline_seconds: float = 5.0
     upstream_retries: int = 4
     max_request_bytes: int = 32 * 1024 * 1024
+    max_inflight_body_bytes: int = 64 * 1024 * 1024
     max_images: int = 256
     max_image_pixels: int = 16_000_000
     max_request_pixels: int = 64_000_000
@@ -64,6 +65,8 @@ class GatewayConfig:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must not be negative, "
                                  f"got {getattr(self, name)}")
 
+        if self.max_inflight_body_bytes < self.max_request_bytes:
+            raise ValueError(f"{ENV_PREFIX}MAX_INFLIGHT_BODY_BYTES must be at least {ENV_PREFIX}MAX_REQUEST_BYTES")
         if self.worker_class not in WORKER_CLASSES:
             raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, "
                              f"got {self.worker_class!r}")

@@ -35,10 +35,11 @@ _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 Runner = Callable[..., Sequence[np.ndarray]]
 
 # Elements per input tensor, checked against the shape a request declares before anything is allocated. The
-# signature fixes every dimension but the free ones (the batch); this bounds those: 4 Mi elements are 5,349
-# MNIST images (the gateway sends at most 256) or a 100,000-point series in chunks, while the 510,000 images
+# signature fixes every dimension but the free ones (the batch); this bounds those: 1 Mi elements are 1,337
+# MNIST images (the gateway sends at most 256, server-side batches hold at most 1,024) or a 100,000-point series
+# in chunks. Measured (docs/security.md): 5,349 images took the server from 0.7 to 2.4 GB, and the 510,000 images
 # a 40-byte message can declare would make the network ask for ~22 GB.
-MAX_INPUT_ELEMENTS = 1 << 22
+MAX_INPUT_ELEMENTS = 1 << 20
 
 
 class SignatureRunner:
