@@ -21,7 +21,8 @@ from tests.processes import REPO_ROOT, ManagedProcess, free_port, python_module,
 BASE = REPO_ROOT / "docker-compose.yml"
 GPU = REPO_ROOT / "docker-compose.gpu.yml"
 VARIANTS = {"cpu": (BASE,), "gpu": (BASE, GPU)}
-DOCKERFILES = (REPO_ROOT / "training" / "Dockerfile", REPO_ROOT / "serving" / "Dockerfile")
+DOCKERFILE_PATHS = ("training/Dockerfile", "serving/Dockerfile", "serving/proxy/Dockerfile")
+DOCKERFILES = tuple(REPO_ROOT / path for path in DOCKERFILE_PATHS)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -55,7 +56,7 @@ def test_compose_spec_check_rejects_a_bad_condition(tmp_path: Path) -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_docker_compose_resolves_the_stack(variant: str) -> None:
     services = resolved(variant)["services"]
-    assert set(services) == {"training", "tfserving", "gateway", "prometheus", "grafana"}
+    assert set(services) == {"training", "tfserving", "gateway", "proxy", "prometheus", "grafana"}
     completed = {"condition": "service_completed_successfully"}
     assert services["tfserving"]["depends_on"] == {"training": completed}
     assert services["gateway"]["depends_on"] == {"tfserving": {"condition": "service_healthy"}}
@@ -76,6 +77,26 @@ def test_docker_compose_resolves_the_stack(variant: str) -> None:
     else:
         assert services["training"]["build"]["target"] == "cpu"
         assert gpu_devices == []
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_only_the_proxy_is_published(variant: str) -> None:
+    """Everything but the proxy is reached inside the compose network, or from the host's loopback only."""
+    services = resolved(variant)["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            published = port if isinstance(port, dict) else {"host_ip": port.rsplit(":", 2)[0]}
+            if name == "proxy":
+                assert not published.get("host_ip"), port
+            else:
+                assert published.get("host_ip") == "127.0.0.1", f"{name} publishes {port}"
+    assert {port["target"] for port in services["proxy"]["ports"]} == {8080, 8443}
+    gateway = services["gateway"]["environment"]
+    assert gateway["GATEWAY_API_KEYS_FILE"].startswith("/run/secrets/")
+    assert gateway["GATEWAY_METRICS_PORT"] == "9102"
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD__FILE"].startswith("/run/secrets/")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

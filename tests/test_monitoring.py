@@ -98,7 +98,7 @@ def test_alerts_have_severity_and_summary() -> None:
 def test_prometheus_config_scrapes_gateway_and_model_server() -> None:
     jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS_YML)["scrape_configs"]}
     assert jobs["gateway"]["metrics_path"] == "/metrics"
-    assert jobs["gateway"]["static_configs"][0]["targets"] == ["gateway:8080"]
+    assert jobs["gateway"]["static_configs"][0]["targets"] == ["gateway:9102"]
     assert jobs["tfserving"]["metrics_path"] == "/monitoring/prometheus/metrics"
     assert jobs["tfserving"]["static_configs"][0]["targets"] == ["tfserving:8501"]
 

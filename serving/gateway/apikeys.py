@@ -191,7 +191,7 @@ def _load(path: Path) -> dict[str, Any]:
 def _save(path: Path, document: dict[str, Any]) -> None:
     parse_keys(document)
     path.write_text(json.dumps(document, indent=2) + "\n")
-    path.chmod(0o600)
+    path.chmod(0o644)  # hashes only; compose mounts the file as is, and the gateway runs as another user
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ def write_config(
         "PROXY_CONNECTIONS_PER_CLIENT": str(connections_per_client),
         "PROXY_LOAD_MODULES": f"load_module {HEADERS_MORE_MODULE};" if headers_more else "",
         "PROXY_CLEAR_SERVER": "more_clear_headers Server;" if headers_more else "",
+        "PROXY_TLS_LISTEN": "",  # TLS is the containers' (entrypoint.sh); locally plain HTTP on loopback
     }
     (prefix / "tmp").mkdir(parents=True, exist_ok=True)
     # Run as root, nginx's workers switch to `nobody`: they must be able to enter the prefix.
