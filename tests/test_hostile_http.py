@@ -8,17 +8,23 @@ the limits. Every answer must be JSON, none a 5xx, none without a reply (a hang 
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import socket
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 
+from serving.proxy.local import nginx_binary
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.fixtures_proxy import ProxyHandle, start_proxy
-from tests.processes import free_port
+from tests.processes import REPO_ROOT, ManagedProcess, free_port, http_ok, missing_tool
 from tests.rawhttp import RawResponse, SlowClients, exchange, read_response
 
 pytestmark = pytest.mark.slow
@@ -221,3 +227,58 @@ def test_public_answers_name_no_internal_address(tmp_path) -> None:
             assert str(dead) not in response.body.decode() and "127.0.0.1" not in response.body.decode()
     finally:
         gateway.stop()
+
+
+def test_connections_per_client_are_limited_but_health_checks_are_not(hardened_gateway: GatewayHandle) -> None:
+    limited = start_proxy(hardened_gateway.url, max_body_bytes=MAX_BODY_BYTES, connections_per_client=5)
+    try:
+        with SlowClients(limited.port, 5):  # five uploads in progress hold the client's five connections
+            refused = exchange(limited.port, _request("GET /v1/models HTTP/1.1\nHost: t\n"))
+            assert_json_client_error(refused, "sixth connection")
+            assert refused.status == 429 and refused.headers["retry-after"] == "1"
+            assert exchange(limited.port, _request("GET /healthz HTTP/1.1\nHost: t\n")).status == 200
+    finally:
+        limited.stop()
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # self-signed, on purpose
+def test_the_proxy_container_entrypoint_serves_tls_with_a_self_signed_certificate(
+    hardened_gateway: GatewayHandle, tmp_path
+) -> None:
+    """serving/proxy/entrypoint.sh as the image runs it (templates and prefix pointed at the repository)."""
+    if nginx_binary() is None or shutil.which("envsubst") is None or shutil.which("openssl") is None:
+        missing_tool("nginx, envsubst (gettext-base) and openssl are needed")
+    http_port, tls_port = free_port(), free_port()
+    env = {
+        "PATH": f"{Path(nginx_binary()).parent}:{os.environ['PATH']}",
+        "PROXY_TEMPLATES": str(REPO_ROOT / "serving" / "proxy"),
+        "PROXY_PREFIX": str(tmp_path / "nginx"),
+        "PROXY_LISTEN": f"127.0.0.1:{http_port}",
+        "PROXY_TLS_PORT": f"127.0.0.1:{tls_port}",
+        "PROXY_UPSTREAM": hardened_gateway.url.removeprefix("http://"),
+        "PROXY_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+        "PROXY_CONNECTIONS_PER_CLIENT": "64",
+    }
+    process = ManagedProcess(
+        [str(REPO_ROOT / "serving" / "proxy" / "entrypoint.sh")],
+        tmp_path / "proxy.log",
+        ready=lambda: http_ok(f"http://127.0.0.1:{http_port}/healthz"),
+        env=env,
+        timeout=60,
+    )
+    try:
+        response = requests.get(f"https://127.0.0.1:{tls_port}/healthz", verify=False, timeout=10)
+        assert response.status_code == 200 and response.json() == {"status": "ok"}
+        assert "server" not in response.headers
+        certificate = ssl.get_server_certificate(("127.0.0.1", tls_port))
+        assert "BEGIN CERTIFICATE" in certificate
+        assert "self-signed" in process.log()
+        refused = requests.post(
+            f"https://127.0.0.1:{tls_port}/v1/digits:predict",
+            data=b"x" * (MAX_BODY_BYTES + 1),
+            verify=False,
+            timeout=30,
+        )
+        assert refused.status_code == 413 and refused.json()["error"]["code"] == "payload_too_large"
+    finally:
+        process.stop()

@@ -2,7 +2,8 @@
 # The proxy container's start: render the config of serving/proxy into /tmp/nginx (the root file system is
 # read-only), make a self-signed certificate when none is mounted, run nginx in the foreground.
 set -eu
-prefix=/tmp/nginx
+prefix=${PROXY_PREFIX:-/tmp/nginx}
+templates=${PROXY_TEMPLATES:-/etc/proxy}
 mkdir -p "$prefix/tmp"
 cert=${PROXY_TLS_CERT:-/run/secrets/tls.crt}
 key=${PROXY_TLS_KEY:-/run/secrets/tls.key}
@@ -19,6 +20,6 @@ export PROXY_LOAD_MODULES="load_module /usr/lib/nginx/modules/ngx_http_headers_m
 export PROXY_CLEAR_SERVER="more_clear_headers Server;"
 variables='${PROXY_LISTEN} ${PROXY_UPSTREAM} ${PROXY_MAX_BODY_BYTES} ${PROXY_CONNECTIONS_PER_CLIENT}
 ${PROXY_LOAD_MODULES} ${PROXY_CLEAR_SERVER} ${PROXY_TLS_LISTEN}'
-envsubst "$variables" < /etc/proxy/gateway.conf.template > "$prefix/gateway.conf"
-envsubst "$variables" < /etc/proxy/nginx-local.conf.template > "$prefix/nginx.conf"
+envsubst "$variables" < "$templates/gateway.conf.template" > "$prefix/gateway.conf"
+envsubst "$variables" < "$templates/nginx-local.conf.template" > "$prefix/nginx.conf"
 exec nginx -p "$prefix" -c "$prefix/nginx.conf" -e stderr -g 'daemon off;'
