@@ -93,7 +93,10 @@ class GatewayClient:
             response = self._http.request("POST", "/v1/anomaly:score", json={**body.json, **params})
         else:
             response = self._http.request(
-                "POST", "/v1/anomaly:score", data=body.data, params=params,
+                "POST",
+                "/v1/anomaly:score",
+                data=body.data,
+                params=params,
                 headers={"Content-Type": body.content_type or "text/csv"},
             )
         return SeriesScore.from_json(response.json())

@@ -166,9 +166,7 @@ def from_tensor_proto(proto: Any) -> np.ndarray:
         flat = _typed_values(values, proto.dtype, dtype, field)
     elif len(values) == 1:
         if count * dtype.itemsize > MAX_FILLED_BYTES:
-            raise TensorProtoError(
-                f"a single value may fill at most {MAX_FILLED_BYTES} bytes, not shape {list(shape)}"
-            )
+            raise TensorProtoError(f"a single value may fill at most {MAX_FILLED_BYTES} bytes, not shape {list(shape)}")
         flat = np.full(count, _typed_values(values, proto.dtype, dtype, field)[0], dtype=dtype)
     else:
         raise TensorProtoError(

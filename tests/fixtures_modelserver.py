@@ -81,9 +81,7 @@ def start_model_server(
 
 
 @pytest.fixture(scope="session")
-def model_server(
-    trained_models: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ModelServerHandle]:
+def model_server(trained_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerHandle]:
     """A model server for the whole session over the trained models (do not add versions to it)."""
     handle = start_model_server(trained_models, tmp_path_factory.mktemp("modelserver") / "server.log")
     yield handle

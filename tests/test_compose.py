@@ -67,8 +67,7 @@ def test_docker_compose_resolves_the_stack(variant: str) -> None:
     gpu_devices = [
         device
         for name in ("training", "tfserving")
-        for device in services[name].get("deploy", {}).get("resources", {}).get("reservations", {})
-        .get("devices", [])
+        for device in services[name].get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
     ]
     if variant == "gpu":
         assert services["training"]["build"]["target"] == "gpu"
@@ -236,7 +235,8 @@ def test_dockerfile_pins_bases_and_drops_root(path: Path) -> None:
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda path: path.parent.name)
 def test_copied_sources_exist_and_are_not_docker_ignored(path: Path) -> None:
     ignored = [
-        line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     for instructions in parse_dockerfile(path).stages.values():
@@ -281,9 +281,12 @@ def test_tfserving_healthcheck_follows_model_availability(trained_models: Path, 
     rest_port, grpc_port = free_port(), free_port()
     server = ManagedProcess(
         python_module(
-            "serving.modelserver", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+            "serving.modelserver",
+            f"--port={grpc_port}",
+            f"--rest_api_port={rest_port}",
             f"--model_config_file={REPO_ROOT / 'serving' / 'config' / 'models.config'}",
-            f"--models_dir={models}", "--file_system_poll_wait_seconds=0.5",
+            f"--models_dir={models}",
+            "--file_system_poll_wait_seconds=0.5",
         ),
         log_path=tmp_path / "modelserver.log",
         ready=lambda: port_open(rest_port),

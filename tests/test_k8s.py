@@ -27,7 +27,10 @@ CUSTOM_KINDS = {"ServiceMonitor"}
 def build(overlay: str) -> tuple[dict[str, Any], ...]:
     result = subprocess.run(
         [tool("kubectl"), "kustomize", str(K8S / "overlays" / overlay)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
@@ -51,32 +54,48 @@ def container(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return next(item for item in pod_spec(doc)["containers"] if item["name"] == name)
 
 
-def kubernetes_validate(
-    docs: list[dict[str, Any]], version: str, tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
+def kubernetes_validate(docs: list[dict[str, Any]], version: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / f"manifests-{version}.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     return subprocess.run(
         [tool("kubernetes-validate"), "--strict", "--kubernetes-version", version, str(path)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_builds_every_resource(overlay: str) -> None:
     kinds = sorted((doc["kind"], doc["metadata"]["name"]) for doc in build(overlay))
-    assert [(kind, name) for kind, name in kinds if kind not in ("ConfigMap", "Secret")] == sorted([
-        ("Namespace", "digits-sensors"), ("PersistentVolumeClaim", "models"), ("Job", "training"),
-        ("Deployment", "tfserving"), ("Service", "tfserving"), ("Deployment", "gateway"),
-        ("Service", "gateway"), ("HorizontalPodAutoscaler", "gateway"),
-        ("Deployment", "proxy"), ("Service", "proxy"),
-        ("PodDisruptionBudget", "tfserving"), ("PodDisruptionBudget", "gateway"),
-        ("NetworkPolicy", "tfserving-ingress"), ("NetworkPolicy", "default-deny"), ("NetworkPolicy", "dns-egress"),
-        ("NetworkPolicy", "proxy"), ("NetworkPolicy", "gateway"), ("NetworkPolicy", "training-egress"),
-        ("ServiceMonitor", "gateway"), ("ServiceMonitor", "tfserving"),
-    ])
-    assert all(doc["metadata"].get("namespace") == "digits-sensors"
-               for doc in build(overlay) if doc["kind"] != "Namespace")
+    assert [(kind, name) for kind, name in kinds if kind not in ("ConfigMap", "Secret")] == sorted(
+        [
+            ("Namespace", "digits-sensors"),
+            ("PersistentVolumeClaim", "models"),
+            ("Job", "training"),
+            ("Deployment", "tfserving"),
+            ("Service", "tfserving"),
+            ("Deployment", "gateway"),
+            ("Service", "gateway"),
+            ("HorizontalPodAutoscaler", "gateway"),
+            ("Deployment", "proxy"),
+            ("Service", "proxy"),
+            ("PodDisruptionBudget", "tfserving"),
+            ("PodDisruptionBudget", "gateway"),
+            ("NetworkPolicy", "tfserving-ingress"),
+            ("NetworkPolicy", "default-deny"),
+            ("NetworkPolicy", "dns-egress"),
+            ("NetworkPolicy", "proxy"),
+            ("NetworkPolicy", "gateway"),
+            ("NetworkPolicy", "training-egress"),
+            ("ServiceMonitor", "gateway"),
+            ("ServiceMonitor", "tfserving"),
+        ]
+    )
+    assert all(
+        doc["metadata"].get("namespace") == "digits-sensors" for doc in build(overlay) if doc["kind"] != "Namespace"
+    )
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -251,10 +270,12 @@ def test_network_policies_deny_by_default_and_open_only_the_front_door() -> None
     assert api["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "proxy"}}}]
     assert api["ports"] == [{"protocol": "TCP", "port": 8080}]
     assert metrics["ports"] == [{"protocol": "TCP", "port": 9102}]
-    assert gateway["spec"]["egress"] == [{
-        "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "tfserving"}}}],
-        "ports": [{"protocol": "TCP", "port": 8500}],
-    }]
+    assert gateway["spec"]["egress"] == [
+        {
+            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "tfserving"}}}],
+            "ports": [{"protocol": "TCP", "port": 8500}],
+        }
+    ]
     for policy in (doc for doc in docs if doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] != "default-deny"):
         for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
             assert rule.get("ports"), f"{policy['metadata']['name']}: a rule without ports opens every port"

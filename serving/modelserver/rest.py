@@ -1,8 +1,8 @@
 """TF Serving's REST API on --rest_api_port, plus the Prometheus endpoint when monitoring is enabled.
 
-    GET  /v1/models/{model}[/versions/{v} | /labels/{l}]            model status
-    GET  /v1/models/{model}[/versions/{v} | /labels/{l}]/metadata   signatures
-    POST /v1/models/{model}[/versions/{v} | /labels/{l}]:predict    row or columnar predict
+GET  /v1/models/{model}[/versions/{v} | /labels/{l}]            model status
+GET  /v1/models/{model}[/versions/{v} | /labels/{l}]/metadata   signatures
+POST /v1/models/{model}[/versions/{v} | /labels/{l}]:predict    row or columnar predict
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
             return _error(error)
 
     if metrics_path:
+
         @app.get(metrics_path)
         def prometheus() -> Response:
             return Response(core.metrics.render(), mimetype=CONTENT_TYPE)
