@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             f"--workers={args.workers}",
             *(["--host=127.0.0.1"] if nginx else []),
         ],
+        # Behind nginx no slow client reaches the gateway, and gthread shares the CPU more fairly than
+        # gevent's greenlets (serving/gateway/worker.py); facing clients itself, it keeps gevent.
+        env={"GATEWAY_WORKER_CLASS": "gthread"} if nginx else {},
     )
     children = [model_server, gateway]
     if nginx:

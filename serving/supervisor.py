@@ -8,6 +8,7 @@ for `stable_after` seconds, so a crash loop does not spin the CPU and a rare cra
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ class Child:
 
     name: str
     command: Sequence[str]
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
     first_delay: float = 0.5
     max_delay: float = 30.0
     stable_after: float = 60.0
@@ -32,7 +34,7 @@ class Child:
     _restart_at: float | None = field(default=None, init=False)
 
     def start(self) -> subprocess.Popen[bytes]:
-        self.process = subprocess.Popen(list(self.command))
+        self.process = subprocess.Popen(list(self.command), env={**os.environ, **self.env})
         self._started = self.clock()
         self._restart_at = None
         return self.process

@@ -14,6 +14,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,32 +84,69 @@ HOSTILE_REQUESTS: dict[str, bytes] = {
 }
 
 
-@pytest.fixture(scope="module")
-def hardened_gateway(model_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
-    handle = start_gateway(
+def _gateway(model_server, folder: Path, worker_class: str) -> GatewayHandle:
+    return start_gateway(
         model_server.grpc_target,
-        log_dir=tmp_path_factory.mktemp("gateway"),
+        log_dir=folder,
+        worker_class=worker_class,
         read_timeout_seconds=READ_TIMEOUT_SECONDS,
         max_request_bytes=MAX_BODY_BYTES,
         max_series_points=MAX_SERIES_POINTS,
     )
+
+
+@pytest.fixture(scope="module")
+def hardened_gateway(model_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
+    """The default gevent workers: meant to face clients directly."""
+    handle = _gateway(model_server, tmp_path_factory.mktemp("gateway"), "gevent")
     yield handle
     handle.stop()
 
 
 @pytest.fixture(scope="module")
-def proxy(hardened_gateway: GatewayHandle) -> Iterator[ProxyHandle]:
-    handle = start_proxy(hardened_gateway.url, max_body_bytes=MAX_BODY_BYTES)
+def threaded_gateway(model_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
+    """gthread workers: meant to run behind the proxy (compose, Kubernetes)."""
+    handle = _gateway(model_server, tmp_path_factory.mktemp("gateway"), "gthread")
     yield handle
     handle.stop()
 
 
-@pytest.fixture(params=["direct", "proxy"])
-def port(request: pytest.FixtureRequest, hardened_gateway: GatewayHandle) -> int:
-    """The gateway's own port, or the proxy's in front of it."""
-    if request.param == "proxy":
-        return request.getfixturevalue("proxy").port
-    return int(hardened_gateway.url.rsplit(":", 1)[1])
+@pytest.fixture(scope="module")
+def proxies(hardened_gateway: GatewayHandle, threaded_gateway: GatewayHandle) -> Iterator[dict[str, ProxyHandle]]:
+    handles = {
+        name: start_proxy(gateway.url, max_body_bytes=MAX_BODY_BYTES)
+        for name, gateway in (("gevent", hardened_gateway), ("gthread", threaded_gateway))
+    }
+    yield handles
+    for handle in handles.values():
+        handle.stop()
+
+
+@dataclass(frozen=True)
+class Front:
+    """Where a test's requests go: a gateway's own port, or a proxy's in front of it."""
+
+    port: int
+    proxied: bool
+
+
+def _front(request: pytest.FixtureRequest) -> Front:
+    worker_class, _, proxied = request.param.partition("+")
+    if proxied:
+        return Front(request.getfixturevalue("proxies")[worker_class].port, True)
+    gateway = request.getfixturevalue("hardened_gateway" if worker_class == "gevent" else "threaded_gateway")
+    return Front(int(gateway.url.rsplit(":", 1)[1]), False)
+
+
+@pytest.fixture(params=["gevent", "gevent+proxy", "gthread", "gthread+proxy"])
+def front(request: pytest.FixtureRequest) -> Front:
+    return _front(request)
+
+
+@pytest.fixture(params=["gevent", "gevent+proxy", "gthread+proxy"])
+def slow_client_front(request: pytest.FixtureRequest) -> Front:
+    """The set-ups that must survive many slow clients: gthread alone holds a thread per stalled request."""
+    return _front(request)
 
 
 def assert_json_client_error(response: RawResponse, case: str) -> None:
@@ -119,11 +157,12 @@ def assert_json_client_error(response: RawResponse, case: str) -> None:
 
 
 @pytest.mark.parametrize("case", HOSTILE_REQUESTS)
-def test_hostile_request_gets_a_json_client_error(port: int, case: str) -> None:
-    assert_json_client_error(exchange(port, HOSTILE_REQUESTS[case], timeout=20), case)
+def test_hostile_request_gets_a_json_client_error(front: Front, case: str) -> None:
+    assert_json_client_error(exchange(front.port, HOSTILE_REQUESTS[case], timeout=20), case)
 
 
-def test_healthz_answers_within_a_second_while_200_connections_stall(port: int) -> None:
+def test_healthz_answers_within_a_second_while_200_connections_stall(slow_client_front: Front) -> None:
+    port = slow_client_front.port
     with SlowClients(port, 200):
         for _ in range(5):
             started = time.monotonic()
@@ -133,10 +172,10 @@ def test_healthz_answers_within_a_second_while_200_connections_stall(port: int) 
             assert "server" not in response.headers
 
 
-def test_a_stalled_body_is_dropped(port: int, hardened_gateway: GatewayHandle) -> None:
+def test_a_stalled_body_is_dropped(front: Front) -> None:
     """The gateway answers 408 after its read timeout; nginx (client_body_timeout) closes the connection."""
-    direct = port == int(hardened_gateway.url.rsplit(":", 1)[1])
-    with SlowClients(port, 3) as stalled:
+    direct = not front.proxied
+    with SlowClients(front.port, 3) as stalled:
         for sock in stalled.sockets:
             sock.settimeout(30)  # the proxy's body timeout is 10 s; a hang fails with TimeoutError
             try:
@@ -148,10 +187,10 @@ def test_a_stalled_body_is_dropped(port: int, hardened_gateway: GatewayHandle) -
             assert response.json()["error"]["code"] == "request_timeout"
 
 
-def test_chunked_body_over_the_limit_is_refused(port: int) -> None:
+def test_chunked_body_over_the_limit_is_refused(front: Front) -> None:
     """Chunked bodies have no declared length: they are counted as they arrive and refused at the limit."""
     chunk = b"\x00" * 65536
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+    with socket.create_connection(("127.0.0.1", front.port), timeout=20) as sock:
         head = f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: image/png\nTransfer-Encoding: chunked\n"
         sock.sendall(_request(head))
         try:
@@ -205,10 +244,10 @@ HOSTILE_BODIES: dict[str, tuple[str, bytes]] = {
 
 
 @pytest.mark.parametrize("case", HOSTILE_BODIES)
-def test_hostile_digit_body_gets_a_json_client_error(port: int, case: str) -> None:
+def test_hostile_digit_body_gets_a_json_client_error(front: Front, case: str) -> None:
     content_type, body = HOSTILE_BODIES[case]
     head = f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: {content_type}\nContent-Length: {len(body)}\n"
-    assert_json_client_error(exchange(port, _request(head, body), timeout=30), case)
+    assert_json_client_error(exchange(front.port, _request(head, body), timeout=30), case)
 
 
 def test_public_answers_name_no_internal_address(tmp_path) -> None:

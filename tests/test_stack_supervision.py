@@ -50,8 +50,15 @@ def _children(pid: int) -> dict[str, int]:
     return {Path(f"/proc/{child}/cmdline").read_text().replace("\0", " "): int(child) for child in children}
 
 
-def _pid_of(stack: ManagedProcess, module: str) -> int:
-    return next(pid for command, pid in _children(stack.proc.pid).items() if module in command)
+def _pid_of(stack: ManagedProcess, module: str, timeout: float = 60) -> int:
+    """The pid of the stack's child running `module`, waiting for one while it is being restarted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = [pid for command, pid in _children(stack.proc.pid).items() if module in command]
+        if pids or time.monotonic() > deadline:
+            assert pids, f"no {module} child:\n{stack.log()}"
+            return pids[0]
+        time.sleep(0.1)
 
 
 def _predict_until_ok(client: GatewayClient, timeout: float) -> int:

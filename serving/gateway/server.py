@@ -24,8 +24,11 @@ from gunicorn.app.base import BaseApplication
 from serving.gateway.config import GatewayConfig
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# `gevent` is the gateway's own subclass of gunicorn's gevent worker (serving/gateway/worker.py).
-WORKER_CLASS_PATHS = {"gevent": "serving.gateway.worker.GatewayWorker"}
+# The gateway's own subclasses of gunicorn's workers (serving/gateway/worker.py); `sync` stays gunicorn's.
+WORKER_CLASS_PATHS = {
+    "gevent": "serving.gateway.worker.GatewayWorker",
+    "gthread": "serving.gateway.worker.GatewayThreadWorker",
+}
 
 
 def prepare_metrics_dir(environ: dict[str, str] | os._Environ[str] = os.environ) -> tuple[Path, bool]:
