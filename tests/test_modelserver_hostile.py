@@ -17,7 +17,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from serving import tensors
 from serving.modelserver.rest import MAX_BODY_BYTES
 from tests.fixtures_modelserver import ModelServerHandle, mnist_images, predict_request
-from tests.rawhttp import read_response
+from tests.rawhttp import SlowClients, read_response
 
 pytestmark = pytest.mark.slow
 DT = tensors.DT
@@ -124,3 +124,25 @@ def test_rest_non_finite_outputs_are_null(model_server: ModelServerHandle) -> No
     outputs = _strict(response.text)["outputs"]
     flat = np.array(outputs["score"], dtype=object).ravel()
     assert any(value is None for value in flat) or all(np.isfinite(np.array(flat, dtype=float)))
+
+
+def test_grpc_message_over_the_receive_limit_is_refused(prediction) -> None:
+    request = predict_request("mnist", image=np.zeros((90_000, 28, 28, 1), np.uint8))  # 70 MB
+    with pytest.raises(grpc.RpcError) as raised:
+        prediction.Predict(request, timeout=60)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    response = prediction.Predict(predict_request("mnist", image=mnist_images(1)), timeout=30)
+    assert tensors.from_tensor_proto(response.outputs["digit"]).shape == (1,)
+
+
+def test_rest_stalled_body_frees_its_connection(model_server: ModelServerHandle) -> None:
+    port = int(model_server.rest_url.rsplit(":", 1)[1])
+    with SlowClients(port, 3, path="/v1/models/mnist:predict") as stalled:
+        for sock in stalled.sockets:
+            sock.settimeout(30)  # the server's deadline is 10 s; a hang fails with TimeoutError
+            try:
+                answer = sock.recv(65536)
+            except ConnectionResetError:
+                answer = b""
+            assert answer == b"" or b" 400 " in answer.split(b"\r\n", 1)[0] or b" 408 " in answer.split(b"\r\n", 1)[0]
+    assert requests.get(f"{model_server.rest_url}/v1/models/mnist", timeout=10).status_code == 200

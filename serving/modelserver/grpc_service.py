@@ -22,6 +22,9 @@ from serving.modelserver.servable import DEFAULT_SIGNATURE
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+# What a valid request can need is far less (an input holds at most 1 Mi elements of 8 bytes: servable.py);
+# gRPC buffers a whole message before any check of ours, so larger ones are refused (RESOURCE_EXHAUSTED) first.
+MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
@@ -112,7 +115,7 @@ def build_grpc_server(core: PredictionCore, port: int, workers: int) -> grpc.Ser
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ],

@@ -14,8 +14,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 from google.protobuf import json_format
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from serving.modelserver import rest_json
 from serving.modelserver.config import ConfigError
@@ -83,6 +83,11 @@ def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
     def too_large(_error: Exception) -> Response:
         return _json({"error": f"the request body is larger than the limit of {MAX_BODY_BYTES} bytes"}, 413)
 
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        """Other HTTP-level refusals, e.g. a body that stalls past the deadline (Werkzeug: client disconnected)."""
+        return _json({"error": f"{error.name}: {error.description}"}, error.code or 400)
+
     @app.errorhandler(405)
     def wrong_method(_error: Exception) -> Response:
         return _json({"error": f"Method not allowed: {request.method} {request.path}"}, 405)
@@ -139,13 +144,21 @@ def _body() -> bytes:
     return data
 
 
+class DeadlineRequestHandler(WSGIRequestHandler):
+    """Every read and write of a connection has a deadline: a stalled client frees its thread after 10 s."""
+
+    timeout = 10
+
+
 class RestServer:
     """The Flask app on a threaded WSGI server, run in a background thread."""
 
     def __init__(self, core: PredictionCore, port: int, metrics_path: str | None) -> None:
         app = create_app(core, metrics_path)
         try:
-            self._server: BaseWSGIServer = make_server("0.0.0.0", port, app, threaded=True)
+            self._server: BaseWSGIServer = make_server(
+                "0.0.0.0", port, app, threaded=True, request_handler=DeadlineRequestHandler
+            )
         except OSError as error:
             raise ConfigError(f"cannot listen for REST on port {port}: {error}") from error
         self._thread = threading.Thread(target=self._server.serve_forever, name="rest", daemon=True)
