@@ -124,7 +124,9 @@ def install(app: Flask, default: BodyRule, per_route: Mapping[str, BodyRule], bu
         rule = per_route.get(request.url_rule.rule if request.url_rule else "", default)
         environ = request.environ
         declared = environ.get("CONTENT_LENGTH") or ""
-        reserved = min(int(declared), rule.max_bytes + 1) if declared else rule.max_bytes + 1
+        if declared and int(declared) > rule.max_bytes:
+            raise _too_large(rule.max_bytes)  # before waiting for room in the budget
+        reserved = int(declared) if declared else rule.max_bytes + 1
         budget.reserve(reserved)
         g.body_reserved = reserved
         data = read_bounded(environ, rule)
