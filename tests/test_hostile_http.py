@@ -61,6 +61,8 @@ HOSTILE_REQUESTS: dict[str, bytes] = {
     "two Content-Lengths": _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Length: 1\nContent-Length: 2\n", b"ab"),
     "negative Content-Length": _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Length: -1\n"),
     "Transfer-Encoding gzip": _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nTransfer-Encoding: gzip\n"),
+    "unknown transfer coding": _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nTransfer-Encoding: foo, chunked\n"),
+    "chunked twice": _request(f"POST {DIGITS} HTTP/1.1\nHost: t\nTransfer-Encoding: chunked, chunked\n"),
     "chunk size not hex": _request(
         f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: image/png\nTransfer-Encoding: chunked\n",
         b"zz\r\nabc\r\n0\r\n\r\n",
@@ -321,3 +323,37 @@ def test_the_proxy_container_entrypoint_serves_tls_with_a_self_signed_certificat
         assert refused.status_code == 413 and refused.json()["error"]["code"] == "payload_too_large"
     finally:
         process.stop()
+
+
+def test_a_worker_holds_a_bounded_amount_of_body_bytes(model_server, tmp_path) -> None:
+    """One worker whose budget is one full body: while a stalled upload holds it, the next big body waits a
+    few seconds and is told 503 `busy`; once the upload is gone, bodies are read again."""
+    gateway = start_gateway(
+        model_server.grpc_target,
+        log_dir=tmp_path,
+        workers=1,
+        read_timeout_seconds=30,
+        max_request_bytes=MAX_BODY_BYTES,
+        max_inflight_body_bytes=MAX_BODY_BYTES,
+    )
+    port = int(gateway.url.rsplit(":", 1)[1])
+    body = b"\x00" * (MAX_BODY_BYTES // 2)
+    head = f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: image/png\nContent-Length: {len(body)}\n"
+    try:
+        holder = socket.create_connection(("127.0.0.1", port), timeout=30)
+        holder.sendall(
+            _request(
+                f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: image/png\nContent-Length: {MAX_BODY_BYTES}\n",
+                b"\x89PNG",
+            )
+        )
+        time.sleep(0.5)
+        busy = exchange(port, _request(head, body))
+        assert busy.is_json and "server" not in busy.headers
+        assert busy.status == 503 and busy.json()["error"]["code"] == "busy"
+        assert busy.headers["retry-after"] == "1"
+        holder.close()
+        time.sleep(0.5)
+        assert exchange(port, _request(head, body)).status == 415  # read again: not an image
+    finally:
+        gateway.stop()

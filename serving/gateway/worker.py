@@ -42,12 +42,15 @@ HTTP_LEVEL_CODES = {
     417: "expectation_failed",
     431: "headers_too_large",
     500: "internal",
-    501: "not_implemented",
 }
+# gunicorn answers an unknown transfer coding with 501; it is the client's request that is wrong, so 400 (as
+# the proxy answers it too): a hostile request never gets a 5xx.
+CLIENT_STATUS = {501: (400, "Bad Request")}
 
 
 def json_write_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's `util.write_error`, answering `{"error": {...}}` instead of an HTML page."""
+    status_int, reason = CLIENT_STATUS.get(status_int, (status_int, reason))
     code = HTTP_LEVEL_CODES.get(status_int, f"http_{status_int}")
     body = orjson.dumps({"error": {"code": code, "message": f"{reason}: {mesg}"[:512]}})
     head = (
