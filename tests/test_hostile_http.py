@@ -245,10 +245,37 @@ HOSTILE_BODIES: dict[str, tuple[str, bytes]] = {
 }
 
 
+ROW = ",".join(["0"] * 28)
+
+
+def _pixels_starting_with(first: str) -> bytes:
+    """A digits JSON body of 28x28 pixels whose first value is the literal `first`."""
+    rows = [f"[{first}," + ",".join(["0"] * 27) + "]"] + [f"[{ROW}]"] * 27
+    return ('{"instances": [{"pixels": [' + ",".join(rows) + "]}]}").encode()
+
+
+NON_FINITE_JSON: dict[str, tuple[str, bytes]] = {
+    "pixels holding 1e400": (DIGITS, _pixels_starting_with("1e400")),
+    "pixels holding NaN": (DIGITS, _pixels_starting_with("NaN")),
+    "series value 1e400": (SERIES, b'{"timestamps": [0, 60, 120], "values": [1, 1e400, 2]}'),
+    "series value Infinity": (SERIES, b'{"timestamps": [0, 60, 120], "values": [1, Infinity, 2]}'),
+    "series value -NaN": (SERIES, b'{"timestamps": [0, 60, 120], "values": [1, -NaN, 2]}'),
+    "timestamp 1e400": (SERIES, b'{"timestamps": [0, 1e400, 120], "values": [1, 2, 3]}'),
+    "threshold NaN": (SERIES, b'{"timestamps": [0, 60, 120], "values": [1, 2, 3], "threshold": NaN}'),
+}
+
+
 @pytest.mark.parametrize("case", HOSTILE_BODIES)
 def test_hostile_digit_body_gets_a_json_client_error(front: Front, case: str) -> None:
     content_type, body = HOSTILE_BODIES[case]
     head = f"POST {DIGITS} HTTP/1.1\nHost: t\nContent-Type: {content_type}\nContent-Length: {len(body)}\n"
+    assert_json_client_error(exchange(front.port, _request(head, body), timeout=30), case)
+
+
+@pytest.mark.parametrize("case", NON_FINITE_JSON)
+def test_non_finite_numbers_get_a_json_client_error(front: Front, case: str) -> None:
+    path, body = NON_FINITE_JSON[case]
+    head = f"POST {path} HTTP/1.1\nHost: t\nContent-Type: application/json\nContent-Length: {len(body)}\n"
     assert_json_client_error(exchange(front.port, _request(head, body), timeout=30), case)
 
 
