@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from serving.modelserver.manager import ModelManager
 from serving.modelserver.metrics import ServingMetrics
 from serving.modelserver.servable import Servable
 from tests.fixtures_modelserver import mnist_images, predict_request, start_model_server
+from tests.processes import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -174,12 +177,28 @@ def _world_readable_copy(trained_models: Path) -> Path:
     return root
 
 
+def _unprivileged_prefix() -> list[str]:
+    """Run as `nobody` when root (root reads any folder); skip if nobody cannot run this checkout's Python."""
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import serving.modelserver.manager"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"user nobody cannot run {sys.executable} in {REPO_ROOT}: {probe.stderr[-300:]!r}")
+    return prefix
+
+
 def test_an_unreadable_models_folder_does_not_stop_the_server(trained_models: Path, tmp_path: Path) -> None:
     """Served as an unprivileged user (root reads everything), mnist's folder closed: the server starts, serves
     anomaly, reports mnist's problem once, and loads mnist when the folder opens."""
+    as_user = _unprivileged_prefix()
     models = _world_readable_copy(trained_models)
     (models / "mnist").chmod(0o000)
-    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
     log = tmp_path / "server.log"
     server = start_model_server(models, log_path=log, wrapper=as_user, file_system_poll_wait_seconds=0.2)
     try:
