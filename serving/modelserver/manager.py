@@ -152,8 +152,9 @@ class ModelManager:
             servable = self._load(name, version, path)
             if self._warm_up:
                 records = servable.warm_up()
-                log.info("Finished reading warmup data for model at %s. Number of warmup records read: %d",
-                         path, records)
+                log.info(
+                    "Finished reading warmup data for model at %s. Number of warmup records read: %d", path, records
+                )
         except Exception as error:  # any failure leaves the version unavailable, as in TF Serving
             self._load_failed(model, version, files, now, error)
             return
@@ -169,11 +170,20 @@ class ModelManager:
         previous = model.failed.get(version)
         attempts = previous.attempts + 1 if previous is not None and previous.files == files else 1
         retries_left = self._max_load_retries - attempts + 1
-        log.error("Loading servable {name: %s version: %d} failed (attempt %d, %d retries left): %s",
-                  model.settings.name, version, attempts, max(retries_left, 0), error)
+        log.error(
+            "Loading servable {name: %s version: %d} failed (attempt %d, %d retries left): %s",
+            model.settings.name,
+            version,
+            attempts,
+            max(retries_left, 0),
+            error,
+        )
         model.failed[version] = FailedLoad(attempts, now + self._retry_interval, files)
-        plan = (f"retry {attempts} of {self._max_load_retries} in {self._retry_interval:g}s" if retries_left > 0
-                else "no retries left; changing its files starts over")
+        plan = (
+            f"retry {attempts} of {self._max_load_retries} in {self._retry_interval:g}s"
+            if retries_left > 0
+            else "no retries left; changing its files starts over"
+        )
         message = f"{error} ({plan})"
         model.states = {**model.states, version: VersionState(State.END, "UNKNOWN", message)}
         self._metrics.load_attempt_count.inc(str(model.settings.base_path / str(version)), "fail")
@@ -185,12 +195,18 @@ class ModelManager:
             current = model.states.get(version)
             state = VersionState(State.AVAILABLE)
             if gone:
-                state = VersionState(State.AVAILABLE, "DATA_LOSS", f"files gone from disk since loading: "
-                                     f"{', '.join(gone)}; serving the copy in memory")
+                state = VersionState(
+                    State.AVAILABLE,
+                    "DATA_LOSS",
+                    f"files gone from disk since loading: {', '.join(gone)}; serving the copy in memory",
+                )
             if state != current:
                 (log.warning if gone else log.info)(
-                    "Servable {name: %s version: %d}: %s", model.settings.name, version,
-                    state.error_message or "files back on disk")
+                    "Servable {name: %s version: %d}: %s",
+                    model.settings.name,
+                    version,
+                    state.error_message or "files back on disk",
+                )
                 model.states = {**model.states, version: state}
 
     def start_polling(self, interval_seconds: float) -> None:
@@ -243,9 +259,7 @@ class ModelManager:
             raise not_found(f"Servable not found for request: Specific({name}, {version})")
         return servable
 
-    def status(
-        self, name: str, version: int | None = None, label: str = ""
-    ) -> list[tuple[int, VersionState]]:
+    def status(self, name: str, version: int | None = None, label: str = "") -> list[tuple[int, VersionState]]:
         """Version states as GetModelStatus reports them (all known versions, or the one asked for)."""
         model = self._model(name, f"Could not find any versions of model {name}")
         if label:
