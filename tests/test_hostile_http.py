@@ -86,8 +86,11 @@ HOSTILE_REQUESTS: dict[str, bytes] = {
 }
 
 
+STARTED_WORKERS: dict[str, set[int]] = {}  # worker class -> the gateway's worker pids once it is ready
+
+
 def _gateway(model_server, folder: Path, worker_class: str) -> GatewayHandle:
-    return start_gateway(
+    handle = start_gateway(
         model_server.grpc_target,
         log_dir=folder,
         worker_class=worker_class,
@@ -95,6 +98,9 @@ def _gateway(model_server, folder: Path, worker_class: str) -> GatewayHandle:
         max_request_bytes=MAX_BODY_BYTES,
         max_series_points=MAX_SERIES_POINTS,
     )
+    handle.wait_ready()
+    STARTED_WORKERS[worker_class] = handle.worker_pids()
+    return handle
 
 
 @pytest.fixture(scope="module")
@@ -384,3 +390,11 @@ def test_a_worker_holds_a_bounded_amount_of_body_bytes(model_server, tmp_path) -
         assert exchange(port, _request(head, body)).status == 415  # read again: not an image
     finally:
         gateway.stop()
+
+
+def test_no_worker_died_and_no_bug_was_logged(hardened_gateway: GatewayHandle, threaded_gateway: GatewayHandle) -> None:
+    """Runs last in this module: after every hostile case above, both gateways kept their workers and logged no
+    traceback (an unhandled error is logged with one)."""
+    for worker_class, gateway in (("gevent", hardened_gateway), ("gthread", threaded_gateway)):
+        assert gateway.worker_pids() == STARTED_WORKERS[worker_class], f"{worker_class}: a worker died"
+        assert "Traceback" not in gateway.log(), gateway.log()[-3000:]

@@ -146,3 +146,9 @@ def test_rest_stalled_body_frees_its_connection(model_server: ModelServerHandle)
                 answer = b""
             assert answer == b"" or b" 400 " in answer.split(b"\r\n", 1)[0] or b" 408 " in answer.split(b"\r\n", 1)[0]
     assert requests.get(f"{model_server.rest_url}/v1/models/mnist", timeout=10).status_code == 200
+
+
+def test_the_server_survived_every_case_above(model_server: ModelServerHandle) -> None:
+    """Runs last in this module: the process that took all of the above is the one still serving."""
+    assert model_server.process.proc.poll() is None, model_server.process.log()[-3000:]
+    assert requests.get(f"{model_server.rest_url}/v1/models/mnist", timeout=10).status_code == 200
