@@ -13,6 +13,7 @@ import requests
 
 from client import GatewayClient
 from serving.gateway.apikeys import digest
+from serving.gateway.ratelimit import SharedBuckets
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.fixtures_modelserver import metric_value
 from tests.processes import free_port, python_module
@@ -38,7 +39,7 @@ def keyed(model_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     )
     metrics_port = free_port()
     handle = start_gateway(
-        model_server.grpc_target, log_dir=folder, workers=1, api_keys_file=key_file, metrics_port=metrics_port
+        model_server.grpc_target, log_dir=folder, workers=2, api_keys_file=key_file, metrics_port=metrics_port
     )
     handle.wait_ready()
     yield handle, f"http://127.0.0.1:{metrics_port}"
@@ -94,8 +95,9 @@ def test_both_headers_work_and_a_key_is_held_to_its_paths(keyed) -> None:
 
 
 def test_over_the_rate_is_429_with_retry_after_and_counted_per_key(keyed) -> None:
+    """Two workers, one bucket: each request on a new connection, wherever it lands, spends the same tokens."""
     gateway, metrics_url = keyed
-    headers = {"Authorization": f"Bearer {ALPHA}"}
+    headers = {"Authorization": f"Bearer {ALPHA}", "Connection": "close"}
     statuses = [requests.get(f"{gateway.url}/v1/models", headers=headers, timeout=10) for _ in range(5)]
     assert [r.status_code for r in statuses[:3]] == [200, 200, 200]  # the burst
     limited = statuses[3]
@@ -142,3 +144,15 @@ def test_key_file_tool_stores_hashes_and_removes_by_name(tmp_path: Path) -> None
     assert digest(first) not in key_file.read_text() and digest(second) in key_file.read_text()
     tool("remove", "web")
     assert json.loads(key_file.read_text()) == {"keys": []}
+
+
+def test_buckets_are_shared_by_every_process_that_opens_the_file(tmp_path: Path) -> None:
+    """Two openers stand for two workers (separate descriptors, separate locks): the burst is spent once."""
+    now = [0.0]
+    first = SharedBuckets(tmp_path / "buckets", [(0.5, 3.0), (1.0, 1.0)], clock=lambda: now[0])
+    second = SharedBuckets(tmp_path / "buckets", [(0.5, 3.0), (1.0, 1.0)], clock=lambda: now[0])
+    waits = [bucket.take(0) for bucket in (first, second, first, second)]
+    assert waits[:3] == [0.0, 0.0, 0.0] and waits[3] == pytest.approx(2.0)
+    assert first.take(1) == 0.0 and second.take(1) == pytest.approx(1.0)  # buckets are independent
+    now[0] += 2.0  # one token of bucket 0 back
+    assert second.take(0) == 0.0 and first.take(0) > 0

@@ -10,9 +10,8 @@ fast hash is enough: nobody can search a 256-bit space, and slow password hashes
 A request names its key as `Authorization: Bearer <key>` or `X-API-Key: <key>`:
 - no key or an unknown one: 401 `unauthenticated` (with `WWW-Authenticate: Bearer`);
 - a known key on a path outside its `allow` prefixes (default `/v1/`): 403 `forbidden`;
-- over the key's rate: 429 `rate_limited` with `Retry-After`. The limit is a token bucket per key in each
-  worker process: a pod with W workers admits up to W x rate per key (the proxy's per-client connection limit
-  sits in front of that).
+- over the key's rate: 429 `rate_limited` with `Retry-After`. The limit is a token bucket per key shared by
+  the gateway's worker processes (serving/gateway/ratelimit.py), so it holds per gateway (per pod).
 Health, readiness, the web page and the API reference stay open, so probes work and the page can ask for a
 key. Several entries may share a name, which is how a key is rotated (docs/security.md).
 """
@@ -25,10 +24,8 @@ import json
 import math
 import secrets
 import sys
-import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +33,9 @@ from flask import Flask, request
 
 from serving.gateway import metrics
 from serving.gateway.errors import ApiError
+from serving.gateway.ratelimit import SharedBuckets
 
+BUCKETS_FILE = "api-key-buckets.bin"
 MAX_KEY_LABELS = 50  # key names as metric label values: the first 50 (sorted) by name, the rest as "other"
 OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/openapi.json", "/static/", "/favicon")
 DEFAULT_ALLOW = ("/v1/",)
@@ -54,31 +53,6 @@ class KeyRejected(ApiError):
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-@dataclass
-class TokenBucket:
-    """`rate` tokens a second up to `burst`; `take()` gives 0 when allowed, else the seconds to wait."""
-
-    rate: float
-    burst: float
-    clock: Callable[[], float] = time.monotonic
-    tokens: float = field(init=False)
-    updated: float = field(init=False)
-    lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-
-    def __post_init__(self) -> None:
-        self.tokens, self.updated = self.burst, self.clock()
-
-    def take(self) -> float:
-        with self.lock:
-            now = self.clock()
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens >= 1.0:
-                self.tokens -= 1.0
-                return 0.0
-            return (1.0 - self.tokens) / self.rate
 
 
 @dataclass(frozen=True)
@@ -111,16 +85,17 @@ def parse_keys(document: Mapping[str, Any]) -> list[ApiKey]:
 
 
 class KeyRing:
-    """The keys of a key file, looked up by hash, each with its own bucket (per worker process)."""
+    """The keys of a key file, looked up by hash, each with its token bucket (shared by the workers)."""
 
-    def __init__(self, keys: list[ApiKey], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, keys: list[ApiKey], state_dir: Path) -> None:
         self._keys = {key.sha256: key for key in keys}
-        self._buckets = {key.sha256: TokenBucket(key.rate_per_second, key.burst, clock) for key in keys}
+        self._bucket = {key.sha256: index for index, key in enumerate(keys)}
+        self._buckets = SharedBuckets(state_dir / BUCKETS_FILE, [(key.rate_per_second, key.burst) for key in keys])
         self.names = sorted({key.name for key in keys})
 
     @classmethod
-    def from_file(cls, path: Path) -> KeyRing:
-        return cls(parse_keys(json.loads(path.read_text())))
+    def from_file(cls, path: Path, state_dir: Path) -> KeyRing:
+        return cls(parse_keys(json.loads(path.read_text())), state_dir)
 
     def check(self, headers: Mapping[str, str], path: str) -> str | None:
         """The key's name, None for an open path; ApiError 401, 403 or 429 otherwise."""
@@ -139,7 +114,7 @@ class KeyRing:
             )
         if not path.startswith(key.allow):
             raise KeyRejected(key.name, 403, "forbidden", f"the key {key.name!r} may not call {path}")
-        wait = self._buckets[key.sha256].take()
+        wait = self._buckets.take(self._bucket[key.sha256])
         if wait:
             raise KeyRejected(
                 key.name,

@@ -7,6 +7,8 @@ connection at import or creation time (the gRPC channel is created on the first 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,11 +67,18 @@ def create_app(config: GatewayConfig) -> Flask:
     _install_hooks(app)
     on_metrics_port = _metrics_port_guard(app, config)
     if config.api_keys_file:
-        apikeys.install(app, apikeys.KeyRing.from_file(Path(config.api_keys_file)), exempt=on_metrics_port)
+        ring = apikeys.KeyRing.from_file(Path(config.api_keys_file), _shared_dir())
+        apikeys.install(app, ring, exempt=on_metrics_port)
     bodies.install(app, bodies.BodyRule(config.max_request_bytes), {routes_api.ANOMALY_ROUTE: _series_rule(config)},
                    bodies.BodyBudget(config.max_inflight_body_bytes))
     _install_error_handlers(app)
     return app
+
+
+def _shared_dir() -> Path:
+    """A folder all workers of this gateway share: the metrics one under gunicorn, else a fresh one."""
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(shared) if shared else Path(tempfile.mkdtemp(prefix="gateway-state-"))
 
 
 def _metrics_port_guard(app: Flask, config: GatewayConfig) -> Callable[[], bool]:
