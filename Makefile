@@ -11,7 +11,7 @@ NAB_TRAIN := $(SHARED_DATA)/nab/data/artificialNoAnomaly/art_daily_small_noise.c
 # anomaly model learns from the built-in synthetic sensors.
 TRAIN_DATA := $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(if $(wildcard $(NAB_TRAIN)),--anomaly-data $(NAB_TRAIN))
 
-.PHONY: venv models run test lint protos bench bench-train bench-nab
+.PHONY: venv models run test lint protos bench bench-train bench-nab secrets
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ models: venv
 
 run: models
 	$(BIN)/python -m serving.stack --models $(MODELS) --port $(PORT)
+
+# Files docker-compose.yml mounts as secrets: an API key named "web" (printed once: keep it) and Grafana's admin
+# password. Existing files are kept. Add or rotate keys with `python -m serving.gateway.apikeys` (docs/security.md).
+secrets: venv
+	mkdir -p secrets
+	test -f secrets/grafana_admin_password || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(24))" > secrets/grafana_admin_password
+	test -f secrets/api_keys.json || $(BIN)/python -m serving.gateway.apikeys --file secrets/api_keys.json add web
 
 lint: venv
 	$(BIN)/ruff check .

@@ -27,9 +27,7 @@ def cmd_predict(client: GatewayClient, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     paths: list[Path] = args.images
-    with tqdm(
-        total=len(paths), unit="img", file=sys.stderr, disable=len(paths) < PROGRESS_MIN_FILES
-    ) as bar:
+    with tqdm(total=len(paths), unit="img", file=sys.stderr, disable=len(paths) < PROGRESS_MIN_FILES) as bar:
         predictions = client.predict_digits(paths, batch_size=args.batch_size, progress=bar.update)
     if args.json:
         pairs = zip(paths, predictions, strict=True)
@@ -39,8 +37,7 @@ def cmd_predict(client: GatewayClient, args: argparse.Namespace) -> int:
     for path, pred in zip(paths, predictions, strict=True):
         ranked = sorted(range(10), key=lambda d: pred.probabilities[d], reverse=True)
         runner_up = ranked[1] if ranked[0] == pred.digit else ranked[0]
-        rows.append((path, pred.digit, f"{pred.confidence:.3f}",
-                     f"{runner_up} ({pred.probabilities[runner_up]:.3f})"))
+        rows.append((path, pred.digit, f"{pred.confidence:.3f}", f"{runner_up} ({pred.probabilities[runner_up]:.3f})"))
     print(table(("IMAGE", "DIGIT", "CONFIDENCE", "NEXT BEST"), rows))
     if predictions:
         model = predictions[0].model
@@ -73,11 +70,15 @@ def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
           f"model {result.model.name} v{result.model.version}")
     print(f"{len(result.anomalies)} event(s)")
     if result.anomalies:
-        print(table(
-            ("START", "END", "POINTS", "PEAK SCORE", "PEAK AT"),
-            [(when(a.start), when(a.end), a.points, f"{a.peak_score:.4g}", when(a.peak_at))
-             for a in result.anomalies],
-        ))
+        print(
+            table(
+                ("START", "END", "POINTS", "PEAK SCORE", "PEAK AT"),
+                [
+                    (when(a.start), when(a.end), a.points, f"{a.peak_score:.4g}", when(a.peak_at))
+                    for a in result.anomalies
+                ],
+            )
+        )
     if args.plot:
         print(f"plot written to {args.plot}")
     return EXIT_OK
@@ -106,21 +107,34 @@ def build_parser() -> argparse.ArgumentParser:
     # Connection options are accepted before or after the sub-command; SUPPRESS keeps a sub-command's
     # unset option from overwriting a value given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=argparse.SUPPRESS,
-                        help=f"gateway base URL (default: $GATEWAY_URL or {DEFAULT_URL})")
-    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
-                        help="seconds per request (default 10)")
-    common.add_argument("--retries", type=int, default=argparse.SUPPRESS,
-                        help="retries on connection errors and 503 (default 3)")
-    parser = argparse.ArgumentParser(prog="digits-client", parents=[common],
-                                     description="Client of the digits-and-sensors gateway.")
+    common.add_argument(
+        "--url", default=argparse.SUPPRESS, help=f"gateway base URL (default: $GATEWAY_URL or {DEFAULT_URL})"
+    )
+    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds per request (default 10)")
+    common.add_argument(
+        "--retries", type=int, default=argparse.SUPPRESS, help="retries on connection errors and 503 (default 3)"
+    )
+    common.add_argument(
+        "--api-key",
+        default=argparse.SUPPRESS,
+        help="API key, when the gateway requires one (default: $GATEWAY_API_KEY)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="digits-client", parents=[common], description="Client of the digits-and-sensors gateway."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", parents=[common], help="classify digit images")
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    predict.add_argument("--batch-size", type=int, default=MAX_BATCH, choices=range(1, MAX_BATCH + 1),
-                         metavar=f"1..{MAX_BATCH}", help="images per request")
+    predict.add_argument(
+        "--batch-size",
+        type=int,
+        default=MAX_BATCH,
+        choices=range(1, MAX_BATCH + 1),
+        metavar=f"1..{MAX_BATCH}",
+        help="images per request",
+    )
     predict.set_defaults(func=cmd_predict)
 
     score = commands.add_parser("score", parents=[common], help="score a sensor CSV for anomalies")
@@ -152,8 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = getattr(args, "url", None) or os.environ.get("GATEWAY_URL") or DEFAULT_URL
     command: Command = args.func
     try:
-        with GatewayClient(url, timeout=getattr(args, "timeout", 10.0),
-                           retries=getattr(args, "retries", 3)) as client:
+        api_key = getattr(args, "api_key", None) or os.environ.get("GATEWAY_API_KEY")
+        with GatewayClient(
+            url, timeout=getattr(args, "timeout", 10.0), retries=getattr(args, "retries", 3), api_key=api_key
+        ) as client:
             return command(client, args)
     except GatewayUnavailable as exc:
         print(f"error: gateway {url} unreachable: {exc.message}", file=sys.stderr)

@@ -21,7 +21,7 @@ class GatewayClient:
 
     Reuses one HTTP session (pass your own `session` to share it or set proxies/auth); retries `retries`
     times, with exponential `backoff`, on connection errors and 503. Use as a context manager to close
-    the session.
+    the session. `api_key` is sent as `Authorization: Bearer` when the gateway requires keys.
     """
 
     def __init__(
@@ -31,8 +31,11 @@ class GatewayClient:
         retries: int = 3,
         backoff: float = 0.2,
         session: requests.Session | None = None,
+        api_key: str | None = None,
     ) -> None:
         self._http = Transport(base_url, timeout=timeout, retries=retries, backoff=backoff, session=session)
+        if api_key:
+            self._http.session.headers["Authorization"] = f"Bearer {api_key}"
 
     @property
     def base_url(self) -> str:
@@ -92,7 +95,10 @@ class GatewayClient:
             response = self._http.request("POST", "/v1/anomaly:score", json={**body.json, **params})
         else:
             response = self._http.request(
-                "POST", "/v1/anomaly:score", data=body.data, params=params,
+                "POST",
+                "/v1/anomaly:score",
+                data=body.data,
+                params=params,
                 headers={"Content-Type": body.content_type or "text/csv"},
             )
         return SeriesScore.from_json(response.json())

@@ -97,10 +97,16 @@ def data_type(dtype: np.dtype) -> int:
         raise UnsupportedDtypeError(f"unsupported array dtype {dtype}") from None
 
 
+# More dimensions than any model here has, and fewer than NumPy's limit (64), past which it raises ValueError.
+MAX_RANK = 32
+
+
 def shape_from_proto(shape: Any) -> tuple[int, ...]:
-    """The dims of a fully defined TensorShapeProto."""
+    """The dims of a fully defined TensorShapeProto of at most MAX_RANK dimensions."""
     if shape.unknown_rank:
         raise TensorProtoError("tensor_shape has unknown rank")
+    if len(shape.dim) > MAX_RANK:
+        raise TensorProtoError(f"tensor_shape has {len(shape.dim)} dimensions; at most {MAX_RANK} are supported")
     dims = tuple(dim.size for dim in shape.dim)
     if any(size < 0 for size in dims):
         raise TensorProtoError(f"tensor_shape {list(dims)} has a negative (unknown) dimension")
@@ -160,9 +166,7 @@ def from_tensor_proto(proto: Any) -> np.ndarray:
         flat = _typed_values(values, proto.dtype, dtype, field)
     elif len(values) == 1:
         if count * dtype.itemsize > MAX_FILLED_BYTES:
-            raise TensorProtoError(
-                f"a single value may fill at most {MAX_FILLED_BYTES} bytes, not shape {list(shape)}"
-            )
+            raise TensorProtoError(f"a single value may fill at most {MAX_FILLED_BYTES} bytes, not shape {list(shape)}")
         flat = np.full(count, _typed_values(values, proto.dtype, dtype, field)[0], dtype=dtype)
     else:
         raise TensorProtoError(

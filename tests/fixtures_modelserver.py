@@ -48,8 +48,11 @@ def _listening(port: int) -> bool:
         return False
 
 
-def start_model_server(models_dir: Path, log_path: Path | None = None, **flags: object) -> ModelServerHandle:
+def start_model_server(
+    models_dir: Path, log_path: Path | None = None, wrapper: Sequence[str] = (), **flags: object
+) -> ModelServerHandle:
     """Serve models_dir (holding mnist/, anomaly/) with serving/config; flags override or add server flags.
+    `wrapper` prefixes the command (e.g. setpriv to run it as another user).
 
     Returns once both ports accept connections, which the server does only after loading the
     versions present at startup.
@@ -69,7 +72,7 @@ def start_model_server(models_dir: Path, log_path: Path | None = None, **flags: 
     if log_path is None:
         log_path = Path(tempfile.mkdtemp(prefix="modelserver-")) / "server.log"
     process = ManagedProcess(
-        python_module("serving.modelserver", *args),
+        [*wrapper, *python_module("serving.modelserver", *args)],
         log_path,
         ready=lambda: _listening(grpc_port) and _listening(rest_port),
         env={"TF_CPP_MIN_LOG_LEVEL": "2"},
@@ -78,9 +81,7 @@ def start_model_server(models_dir: Path, log_path: Path | None = None, **flags: 
 
 
 @pytest.fixture(scope="session")
-def model_server(
-    trained_models: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ModelServerHandle]:
+def model_server(trained_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServerHandle]:
     """A model server for the whole session over the trained models (do not add versions to it)."""
     handle = start_model_server(trained_models, tmp_path_factory.mktemp("modelserver") / "server.log")
     yield handle

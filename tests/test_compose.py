@@ -21,7 +21,8 @@ from tests.processes import REPO_ROOT, ManagedProcess, free_port, python_module,
 BASE = REPO_ROOT / "docker-compose.yml"
 GPU = REPO_ROOT / "docker-compose.gpu.yml"
 VARIANTS = {"cpu": (BASE,), "gpu": (BASE, GPU)}
-DOCKERFILES = (REPO_ROOT / "training" / "Dockerfile", REPO_ROOT / "serving" / "Dockerfile")
+DOCKERFILE_PATHS = ("training/Dockerfile", "serving/Dockerfile", "serving/proxy/Dockerfile")
+DOCKERFILES = tuple(REPO_ROOT / path for path in DOCKERFILE_PATHS)
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -55,7 +56,7 @@ def test_compose_spec_check_rejects_a_bad_condition(tmp_path: Path) -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_docker_compose_resolves_the_stack(variant: str) -> None:
     services = resolved(variant)["services"]
-    assert set(services) == {"training", "tfserving", "gateway", "prometheus", "grafana"}
+    assert set(services) == {"training", "tfserving", "gateway", "proxy", "prometheus", "grafana"}
     completed = {"condition": "service_completed_successfully"}
     assert services["tfserving"]["depends_on"] == {"training": completed}
     assert services["gateway"]["depends_on"] == {"tfserving": {"condition": "service_healthy"}}
@@ -66,8 +67,7 @@ def test_docker_compose_resolves_the_stack(variant: str) -> None:
     gpu_devices = [
         device
         for name in ("training", "tfserving")
-        for device in services[name].get("deploy", {}).get("resources", {}).get("reservations", {})
-        .get("devices", [])
+        for device in services[name].get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
     ]
     if variant == "gpu":
         assert services["training"]["build"]["target"] == "gpu"
@@ -76,6 +76,26 @@ def test_docker_compose_resolves_the_stack(variant: str) -> None:
     else:
         assert services["training"]["build"]["target"] == "cpu"
         assert gpu_devices == []
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_only_the_proxy_is_published(variant: str) -> None:
+    """Everything but the proxy is reached inside the compose network, or from the host's loopback only."""
+    services = resolved(variant)["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            published = port if isinstance(port, dict) else {"host_ip": port.rsplit(":", 2)[0]}
+            if name == "proxy":
+                assert not published.get("host_ip"), port
+            else:
+                assert published.get("host_ip") == "127.0.0.1", f"{name} publishes {port}"
+    assert {port["target"] for port in services["proxy"]["ports"]} == {8080, 8443}
+    gateway = services["gateway"]["environment"]
+    assert gateway["GATEWAY_API_KEYS_FILE"].startswith("/run/secrets/")
+    assert gateway["GATEWAY_METRICS_PORT"] == "9102"
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD__FILE"].startswith("/run/secrets/")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -215,7 +235,8 @@ def test_dockerfile_pins_bases_and_drops_root(path: Path) -> None:
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda path: path.parent.name)
 def test_copied_sources_exist_and_are_not_docker_ignored(path: Path) -> None:
     ignored = [
-        line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     for instructions in parse_dockerfile(path).stages.values():
@@ -260,9 +281,12 @@ def test_tfserving_healthcheck_follows_model_availability(trained_models: Path, 
     rest_port, grpc_port = free_port(), free_port()
     server = ManagedProcess(
         python_module(
-            "serving.modelserver", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+            "serving.modelserver",
+            f"--port={grpc_port}",
+            f"--rest_api_port={rest_port}",
             f"--model_config_file={REPO_ROOT / 'serving' / 'config' / 'models.config'}",
-            f"--models_dir={models}", "--file_system_poll_wait_seconds=0.5",
+            f"--models_dir={models}",
+            "--file_system_poll_wait_seconds=0.5",
         ),
         log_path=tmp_path / "modelserver.log",
         ready=lambda: port_open(rest_port),

@@ -27,7 +27,10 @@ CUSTOM_KINDS = {"ServiceMonitor"}
 def build(overlay: str) -> tuple[dict[str, Any], ...]:
     result = subprocess.run(
         [tool("kubectl"), "kustomize", str(K8S / "overlays" / overlay)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
@@ -51,14 +54,15 @@ def container(doc: dict[str, Any], name: str) -> dict[str, Any]:
     return next(item for item in pod_spec(doc)["containers"] if item["name"] == name)
 
 
-def kubernetes_validate(
-    docs: list[dict[str, Any]], version: str, tmp_path: Path
-) -> subprocess.CompletedProcess[str]:
+def kubernetes_validate(docs: list[dict[str, Any]], version: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / f"manifests-{version}.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     return subprocess.run(
         [tool("kubernetes-validate"), "--strict", "--kubernetes-version", version, str(path)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -66,16 +70,34 @@ def kubernetes_validate(
 def test_overlay_builds_every_resource(overlay: str) -> None:
     kinds = sorted((doc["kind"], doc["metadata"]["name"]) for doc in build(overlay))
     fleet = [("Job", "training-fleet"), ("PersistentVolumeClaim", "asset-data")] if overlay == "fleet" else []
-    assert [(kind, name) for kind, name in kinds if kind != "ConfigMap"] == sorted([*fleet,
-        ("Namespace", "digits-sensors"), ("PersistentVolumeClaim", "models"), ("Job", "training"),
-        ("Deployment", "tfserving"), ("Service", "tfserving"), ("Deployment", "gateway"),
-        ("Service", "gateway"), ("HorizontalPodAutoscaler", "gateway"),
-        ("PodDisruptionBudget", "tfserving"), ("PodDisruptionBudget", "gateway"),
-        ("NetworkPolicy", "tfserving-ingress"),
-        ("ServiceMonitor", "gateway"), ("ServiceMonitor", "tfserving"),
-    ])
-    assert all(doc["metadata"].get("namespace") == "digits-sensors"
-               for doc in build(overlay) if doc["kind"] != "Namespace")
+    assert [(kind, name) for kind, name in kinds if kind not in ("ConfigMap", "Secret")] == sorted(
+        [
+            *fleet,
+            ("Namespace", "digits-sensors"),
+            ("PersistentVolumeClaim", "models"),
+            ("Job", "training"),
+            ("Deployment", "tfserving"),
+            ("Service", "tfserving"),
+            ("Deployment", "gateway"),
+            ("Service", "gateway"),
+            ("HorizontalPodAutoscaler", "gateway"),
+            ("Deployment", "proxy"),
+            ("Service", "proxy"),
+            ("PodDisruptionBudget", "tfserving"),
+            ("PodDisruptionBudget", "gateway"),
+            ("NetworkPolicy", "tfserving-ingress"),
+            ("NetworkPolicy", "default-deny"),
+            ("NetworkPolicy", "dns-egress"),
+            ("NetworkPolicy", "proxy"),
+            ("NetworkPolicy", "gateway"),
+            ("NetworkPolicy", "training-egress"),
+            ("ServiceMonitor", "gateway"),
+            ("ServiceMonitor", "tfserving"),
+        ]
+    )
+    assert all(
+        doc["metadata"].get("namespace") == "digits-sensors" for doc in build(overlay) if doc["kind"] != "Namespace"
+    )
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -132,6 +154,7 @@ def test_service_monitor_schema_rejects_bad_values() -> None:
 def test_pods_are_locked_down(overlay: str) -> None:
     for workload in workloads(build(overlay)):
         spec = pod_spec(workload)
+        assert spec["automountServiceAccountToken"] is False, workload["metadata"]["name"]
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert spec["securityContext"]["runAsUser"] != 0
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -213,7 +236,7 @@ def test_tfserving_readiness_probe_is_the_compose_healthcheck() -> None:
 
 def test_services_pdbs_hpa_and_annotations_select_the_right_pods() -> None:
     docs = build("cpu")
-    for name, port in (("gateway", 8080), ("tfserving", 8501)):
+    for name, port in (("gateway", 9102), ("tfserving", 8501)):
         deployment = find(docs, "Deployment", name)
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         for kind in ("Service", "PodDisruptionBudget"):
@@ -253,3 +276,41 @@ def test_network_policy_admits_only_gateway_and_prometheus_to_tfserving() -> Non
     assert grpc["ports"] == [{"protocol": "TCP", "port": 8500}]
     assert "namespaceSelector" in metrics["from"][0] and "podSelector" in metrics["from"][0]
     assert metrics["ports"] == [{"protocol": "TCP", "port": 8501}]
+
+
+def test_network_policies_deny_by_default_and_open_only_the_front_door() -> None:
+    docs = build("cpu")
+    deny = find(docs, "NetworkPolicy", "default-deny")
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    proxy = find(docs, "NetworkPolicy", "proxy")
+    assert "from" not in proxy["spec"]["ingress"][0]  # anyone may reach the proxy's ports
+    assert {p["port"] for p in proxy["spec"]["ingress"][0]["ports"]} == {8080, 8443}
+    assert proxy["spec"]["egress"][0]["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
+    gateway = find(docs, "NetworkPolicy", "gateway")
+    api, metrics = gateway["spec"]["ingress"]
+    assert api["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "proxy"}}}]
+    assert api["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert metrics["ports"] == [{"protocol": "TCP", "port": 9102}]
+    assert gateway["spec"]["egress"] == [
+        {
+            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "tfserving"}}}],
+            "ports": [{"protocol": "TCP", "port": 8500}],
+        }
+    ]
+    for policy in (doc for doc in docs if doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] != "default-deny"):
+        for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
+            assert rule.get("ports"), f"{policy['metadata']['name']}: a rule without ports opens every port"
+
+
+def test_gateway_reads_its_keys_from_the_generated_secret() -> None:
+    docs = build("cpu")
+    deployment = find(docs, "Deployment", "gateway")
+    gateway = container(deployment, "gateway")
+    env = {item["name"]: item["value"] for item in gateway["env"]}
+    mounts = {mount["name"]: mount["mountPath"] for mount in gateway["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod_spec(deployment)["volumes"]}
+    secret_name = volumes["api-keys"]["secret"]["secretName"]
+    secret = find(docs, "Secret", secret_name)
+    key_file = Path(env["GATEWAY_API_KEYS_FILE"])
+    assert str(key_file.parent) == mounts["api-keys"]
+    assert key_file.name in secret["data"]

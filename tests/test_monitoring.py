@@ -88,8 +88,14 @@ def test_alerts_have_severity_and_summary() -> None:
     for rule in alert_rules():
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
-    assert {"ModelNotReady", "GatewayHighErrorRatio", "GatewayHighLatencyP99", "GatewayUpstreamErrors",
-            "AnomalyRateSpike", "DigitConfidenceDrop"} <= {rule["alert"] for rule in alert_rules()}
+    assert {
+        "ModelNotReady",
+        "GatewayHighErrorRatio",
+        "GatewayHighLatencyP99",
+        "GatewayUpstreamErrors",
+        "AnomalyRateSpike",
+        "DigitConfidenceDrop",
+    } <= {rule["alert"] for rule in alert_rules()}
     model_not_ready = next(rule for rule in alert_rules() if rule["alert"] == "ModelNotReady")
     assert model_not_ready["expr"].strip() == "gateway_model_ready == 0"
     assert model_not_ready["for"] == "1m"
@@ -98,7 +104,7 @@ def test_alerts_have_severity_and_summary() -> None:
 def test_prometheus_config_scrapes_gateway_and_model_server() -> None:
     jobs = {job["job_name"]: job for job in load_yaml(PROMETHEUS_YML)["scrape_configs"]}
     assert jobs["gateway"]["metrics_path"] == "/metrics"
-    assert jobs["gateway"]["static_configs"][0]["targets"] == ["gateway:8080"]
+    assert jobs["gateway"]["static_configs"][0]["targets"] == ["gateway:9102"]
     assert jobs["tfserving"]["metrics_path"] == "/monitoring/prometheus/metrics"
     assert jobs["tfserving"]["static_configs"][0]["targets"] == ["tfserving:8501"]
 
@@ -126,11 +132,19 @@ def test_grafana_provisioning_matches_dashboards() -> None:
 def test_dashboard_covers_the_product() -> None:
     text = " ".join(query.expr for query in all_panel_queries())
     for metric in (
-        "gateway_requests_total", "gateway_request_duration_seconds_bucket",
-        "gateway_stage_duration_seconds_bucket", "gateway_batch_size", "gateway_digit_predictions_total",
-        "gateway_digit_confidence", "gateway_anomaly_points_flagged_total", "gateway_anomaly_events_total",
-        "gateway_model_version_responses_total", "gateway_model_ready", "gateway_upstream_errors_total",
-        ":tensorflow:serving:request_count", ":tensorflow:serving:request_latency_bucket",
+        "gateway_requests_total",
+        "gateway_request_duration_seconds_bucket",
+        "gateway_stage_duration_seconds_bucket",
+        "gateway_batch_size",
+        "gateway_digit_predictions_total",
+        "gateway_digit_confidence",
+        "gateway_anomaly_points_flagged_total",
+        "gateway_anomaly_events_total",
+        "gateway_model_version_responses_total",
+        "gateway_model_ready",
+        "gateway_upstream_errors_total",
+        ":tensorflow:serving:request_count",
+        ":tensorflow:serving:request_latency_bucket",
     ):
         assert metric in text, f"no dashboard panel uses {metric}"
 
@@ -184,14 +198,17 @@ def test_real_prometheus_scrapes_and_evaluates_rules(prometheus: PrometheusHandl
     up = prometheus.wait_for('up{job="gateway"} == 1')
     assert len(up) == 1
     ratio = prometheus.wait_for("endpoint:gateway_request_errors:ratio_rate5m")
-    assert ratio[0]["metric"] == {"__name__": "endpoint:gateway_request_errors:ratio_rate5m",
-                                  "endpoint": "/v1/digits:predict"}
+    assert ratio[0]["metric"] == {
+        "__name__": "endpoint:gateway_request_errors:ratio_rate5m",
+        "endpoint": "/v1/digits:predict",
+    }
     assert float(ratio[0]["value"][1]) == pytest.approx(0.25, abs=0.02)
     groups = prometheus.rule_groups()
     rule_files = {str(RULES_DIR / "recording.yml"), str(RULES_DIR / "alerts.yml")}
     assert {group["file"] for group in groups} == rule_files
-    unhealthy = [(rule["name"], rule.get("lastError")) for group in groups for rule in group["rules"]
-                 if rule["health"] == "err"]
+    unhealthy = [
+        (rule["name"], rule.get("lastError")) for group in groups for rule in group["rules"] if rule["health"] == "err"
+    ]
     assert unhealthy == []
 
 

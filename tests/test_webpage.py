@@ -5,6 +5,7 @@ Screenshots go to artifacts/webpage/ for a person to look at.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -13,14 +14,20 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from serving.gateway.apikeys import digest
+from tests.fixtures_gateway import start_gateway
 from tests.processes import REPO_ROOT, missing_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = REPO_ROOT / "artifacts" / "webpage"
 JUMPSUP = "artificialWithAnomaly/art_daily_jumpsup.csv"
@@ -212,3 +219,31 @@ def test_form_controls_are_labelled(page) -> None:
     assert page.locator("[aria-live]").count() >= 2
     assert page.locator("#pad").get_attribute("tabindex") == "0"
     assert problems.messages == []
+
+
+def test_the_page_asks_for_an_api_key_when_the_gateway_requires_one(browser, model_server, tmp_path: Path) -> None:
+    key = "page-test-key-0123456789abcdef"
+    key_file = tmp_path / "keys.json"
+    key_file.write_text(json.dumps({"keys": [{"name": "web", "sha256": digest(key)}]}))
+    gateway = start_gateway(model_server.grpc_target, log_dir=tmp_path, api_keys_file=key_file)
+    try:
+        gateway.wait_ready()
+        context = browser.new_context(viewport={"width": 1100, "height": 1400})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        prompts: list[str] = []
+
+        def answer(dialog) -> None:
+            prompts.append(dialog.message)
+            dialog.accept(key)
+
+        page.on("dialog", answer)
+        page.goto(gateway.url)
+        page.locator("#service-status").filter(has_text="Service ready").wait_for()
+        draw_seven(page)
+        page.locator("#digit").filter(has_text=DIGIT).wait_for()
+        assert int(page.locator("#digit").text_content()) == 7
+        assert len(prompts) == 1 and "API key" in prompts[0]
+        context.close()
+    finally:
+        gateway.stop()

@@ -7,12 +7,16 @@ connection at import or creation time (the gRPC channel is created on the first 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
 from werkzeug.exceptions import HTTPException
 
-from serving.gateway import metrics, routes_api, routes_ops, routes_pages
+from serving.gateway import apikeys, bodies, metrics, routes_api, routes_ops, routes_pages
 from serving.gateway.anomaly import AnomalyService
 from serving.gateway.config import GatewayConfig
 from serving.gateway.digits import DigitService
@@ -24,6 +28,11 @@ from serving.gateway.upstream import UpstreamClient
 log = logging.getLogger("serving.gateway")
 
 UNMATCHED_ENDPOINT = "unmatched"
+# Generous bytes per series point (an ISO timestamp, four sensor values, separators and indentation), and the
+# most values a point brings (its timestamp and up to four sensors): together they bound a series body by its
+# length and its separators before it is parsed.
+SERIES_BYTES_PER_POINT = 256
+SERIES_ITEMS_PER_POINT = 5
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
@@ -55,8 +64,44 @@ def create_app(config: GatewayConfig) -> Flask:
     routes_ops.register(app, config, upstream, registry)
     routes_pages.register(app, config)
     _install_hooks(app)
+    on_metrics_port = _metrics_port_guard(app, config)
+    if config.api_keys_file:
+        ring = apikeys.KeyRing.from_file(Path(config.api_keys_file), _shared_dir())
+        apikeys.install(app, ring, exempt=on_metrics_port)
+    bodies.install(app, bodies.BodyRule(config.max_request_bytes), {routes_api.ANOMALY_ROUTE: _series_rule(config)},
+                   bodies.BodyBudget(config.max_inflight_body_bytes))
     _install_error_handlers(app)
     return app
+
+
+def _shared_dir() -> Path:
+    """A folder all workers of this gateway share: the metrics one under gunicorn, else a fresh one."""
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(shared) if shared else Path(tempfile.mkdtemp(prefix="gateway-state-"))
+
+
+def _metrics_port_guard(app: Flask, config: GatewayConfig) -> Callable[[], bool]:
+    """With GATEWAY_METRICS_PORT, that port serves /metrics only, and the public port no /metrics.
+
+    Returns whether the current request came in on the metrics port (reachable only inside the deployment's
+    network, so it needs no key). gunicorn's SERVER_PORT is the listening socket's, not the Host header's.
+    """
+
+    def on_metrics_port() -> bool:
+        return bool(config.metrics_port) and request.environ.get("SERVER_PORT") == str(config.metrics_port)
+
+    @app.before_request
+    def split_ports() -> None:
+        if config.metrics_port and on_metrics_port() != (request.path == "/metrics"):
+            abort(404)
+
+    return on_metrics_port
+
+
+def _series_rule(config: GatewayConfig) -> bodies.BodyRule:
+    points = config.max_series_points
+    return bodies.BodyRule(min(config.max_request_bytes, points * SERIES_BYTES_PER_POINT),
+                           max_separators=points * SERIES_ITEMS_PER_POINT)
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -15,7 +15,7 @@ from typing import Any
 from serving.gateway.series import DUPLICATE_POLICIES
 
 ENV_PREFIX = "GATEWAY_"
-WORKER_CLASSES = ("gthread", "sync")
+WORKER_CLASSES = ("gevent", "gthread", "sync")
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,13 @@ class GatewayConfig:
     upstream: str = "localhost:8500"
     workers: int = 2
     threads: int = 4
-    worker_class: str = "gthread"
+    worker_class: str = "gevent"
+    worker_connections: int = 1000
+    read_timeout_seconds: float = 10.0
     deadline_seconds: float = 5.0
     upstream_retries: int = 4
     max_request_bytes: int = 32 * 1024 * 1024
+    max_inflight_body_bytes: int = 64 * 1024 * 1024
     max_images: int = 256
     max_image_pixels: int = 16_000_000
     max_request_pixels: int = 64_000_000
@@ -47,22 +50,27 @@ class GatewayConfig:
     microbatch_ms: float = 2.0
     microbatch_max_images: int = 256
     log_level: str = "info"
+    api_keys_file: str = ""
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
-        positive = ("port", "workers", "threads", "max_request_bytes", "max_images", "max_image_pixels",
-                    "max_request_pixels", "max_series_points", "anomaly_chunk_points", "microbatch_max_images")
+        positive = ("port", "workers", "threads", "worker_connections", "read_timeout_seconds",
+                    "max_request_bytes", "max_images", "max_image_pixels", "max_request_pixels", "max_series_points",
+                    "anomaly_chunk_points", "microbatch_max_images")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive, got {getattr(self, name)}")
         if self.deadline_seconds <= 0:
             raise ValueError(f"{ENV_PREFIX}DEADLINE_SECONDS must be positive, got {self.deadline_seconds}")
         not_negative = ("upstream_retries", "max_gap_steps", "version_cache_seconds", "microbatch_ms",
-                        "model_label_limit")
+                        "model_label_limit", "metrics_port")
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must not be negative, "
                                  f"got {getattr(self, name)}")
 
+        if self.max_inflight_body_bytes < self.max_request_bytes:
+            raise ValueError(f"{ENV_PREFIX}MAX_INFLIGHT_BODY_BYTES must be at least {ENV_PREFIX}MAX_REQUEST_BYTES")
         if self.worker_class not in WORKER_CLASSES:
             raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, "
                              f"got {self.worker_class!r}")
@@ -72,8 +80,8 @@ class GatewayConfig:
 
     @property
     def microbatching(self) -> bool:
-        """Micro-batching needs concurrent requests in one process, i.e. gthread workers."""
-        return self.microbatch_ms > 0 and self.worker_class == "gthread"
+        """Micro-batching needs concurrent requests in one process, i.e. gevent or gthread workers."""
+        return self.microbatch_ms > 0 and self.worker_class != "sync"
 
     @property
     def required_models(self) -> tuple[str, str]:

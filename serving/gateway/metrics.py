@@ -43,6 +43,9 @@ STAGE_DURATION = Histogram(
 INFLIGHT = Gauge(
     "gateway_inflight_requests", "Requests being handled now, over all workers.", multiprocess_mode="livesum"
 )
+API_KEY_REQUESTS = Counter(
+    "gateway_api_key_requests", "Requests by API key name (bounded) and outcome.", ["key", "outcome"]
+)
 UPSTREAM_REQUESTS = Counter(
     "gateway_upstream_requests", "gRPC calls to the model server by status code.", ["model", "method", "code"]
 )

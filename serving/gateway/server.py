@@ -1,8 +1,9 @@
 """Run the gateway under gunicorn through its Python API (`gunicorn.app.base.BaseApplication`).
 
-Workers are `gthread`: each worker process serves `threads` requests at once, which keeps client
-connections alive between requests (a sync worker closes every connection) and lets the
-micro-batcher gather concurrent requests of one worker into one Predict call. The app is not
+Workers are gevent greenlets by default (serving/gateway/worker.py: slow clients cost a greenlet, not a
+thread, and every socket read has a deadline); `gthread` and `sync` remain for comparisons. Both gevent and
+gthread keep client connections alive between requests and let the micro-batcher gather concurrent
+requests of one worker into one Predict call. The app is not
 preloaded: each worker imports it and opens its own gRPC channel after the fork.
 
 Metrics use prometheus-client's multiprocess mode: PROMETHEUS_MULTIPROC_DIR is set here, in the
@@ -23,6 +24,11 @@ from gunicorn.app.base import BaseApplication
 from serving.gateway.config import GatewayConfig
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The gateway's own subclasses of gunicorn's workers (serving/gateway/worker.py); `sync` stays gunicorn's.
+WORKER_CLASS_PATHS = {
+    "gevent": "serving.gateway.worker.GatewayWorker",
+    "gthread": "serving.gateway.worker.GatewayThreadWorker",
+}
 
 
 def prepare_metrics_dir(environ: dict[str, str] | os._Environ[str] = os.environ) -> tuple[Path, bool]:
@@ -58,10 +64,11 @@ class GatewayServer(BaseApplication):
     def load_config(self) -> None:
         config = self.gateway_config
         settings = {
-            "bind": f"{config.host}:{config.port}",
+            "bind": [f"{config.host}:{port}" for port in (config.port, config.metrics_port) if port],
             "workers": config.workers,
-            "worker_class": config.worker_class,
+            "worker_class": WORKER_CLASS_PATHS.get(config.worker_class, config.worker_class),
             "threads": config.threads,
+            "worker_connections": config.worker_connections,
             # A worker busy longer than any request may take is stuck: let the master replace it.
             "timeout": max(30, int(config.deadline_seconds * 4)),
             "graceful_timeout": 10,

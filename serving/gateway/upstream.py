@@ -9,7 +9,9 @@ the channel reconnects by itself (with a short reconnect backoff) when the serve
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +32,8 @@ from serving.protos import (
 )
 from serving.tensors import TensorProtoError, from_tensor_proto, to_tensor_proto
 
+log = logging.getLogger("serving.gateway")
+
 CHANNEL_OPTIONS = (
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
@@ -42,15 +46,15 @@ CHANNEL_OPTIONS = (
 FIRST_BACKOFF_SECONDS = 0.05
 RETRY_AFTER_SECONDS = "1"
 
-_UNPROCESSABLE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
-                  grpc.StatusCode.OUT_OF_RANGE}
+_UNPROCESSABLE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE}
 
 
 class UpstreamError(ApiError):
     """An ApiError caused by a failed gRPC call; `grpc_code` says which status the server returned."""
 
-    def __init__(self, status: int, code: str, message: str, grpc_code: grpc.StatusCode,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, grpc_code: grpc.StatusCode, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(status, code, message, headers)
         self.grpc_code = grpc_code
 
@@ -72,8 +76,9 @@ class VersionState:
     error: str
 
 
-def model_spec(name: str, *, version: int | None = None, label: str = "",
-               signature: str = "") -> tfs_lite_pb2.ModelSpec:
+def model_spec(
+    name: str, *, version: int | None = None, label: str = "", signature: str = ""
+) -> tfs_lite_pb2.ModelSpec:
     """A ModelSpec naming an explicit version, else a label, else the latest version."""
     spec = tfs_lite_pb2.ModelSpec(name=name, signature_name=signature)
     if version is not None:
@@ -108,14 +113,20 @@ class UpstreamClient:
             GET_MODEL_STATUS: (tfs_lite_pb2.GetModelStatusRequest, tfs_lite_pb2.GetModelStatusResponse),
         }
         self._methods = {
-            path: channel.unary_unary(path, request_serializer=req.SerializeToString,
-                                      response_deserializer=resp.FromString)
+            path: channel.unary_unary(
+                path, request_serializer=req.SerializeToString, response_deserializer=resp.FromString
+            )
             for path, (req, resp) in pairs.items()
         }
         self._pid = os.getpid()
 
-    def predict(self, spec: tfs_lite_pb2.ModelSpec, inputs: Mapping[str, np.ndarray], deadline: float,
-                output_filter: Iterable[str] = ()) -> Prediction:
+    def predict(
+        self,
+        spec: tfs_lite_pb2.ModelSpec,
+        inputs: Mapping[str, np.ndarray],
+        deadline: float,
+        output_filter: Iterable[str] = (),
+    ) -> Prediction:
         """Predict; `deadline` is a time.monotonic() value. Outputs are read-only arrays."""
         request = tfs_lite_pb2.PredictRequest(model_spec=spec, output_filter=list(output_filter))
         for key, array in inputs.items():
@@ -124,21 +135,22 @@ class UpstreamClient:
         try:
             outputs = {key: from_tensor_proto(tensor) for key, tensor in response.outputs.items()}
         except TensorProtoError as exc:
-            raise UpstreamError(503, "upstream_error", f"model {spec.name!r} sent an unreadable tensor: "
-                                f"{exc}", grpc.StatusCode.INTERNAL) from exc
+            raise UpstreamError(
+                503, "upstream_error", f"model {spec.name!r} sent an unreadable tensor: {exc}", grpc.StatusCode.INTERNAL
+            ) from exc
         version = response.model_spec.version.value if response.model_spec.HasField("version") else 0
         return Prediction(outputs=outputs, version=version or spec.version.value)
 
-    def metadata(self, spec: tfs_lite_pb2.ModelSpec,
-                 deadline: float) -> tuple[int, tfs_lite_pb2.SignatureDefMap]:
+    def metadata(self, spec: tfs_lite_pb2.ModelSpec, deadline: float) -> tuple[int, tfs_lite_pb2.SignatureDefMap]:
         """The version GetModelMetadata resolved `spec` to, and that version's signatures."""
         request = tfs_lite_pb2.GetModelMetadataRequest(model_spec=spec, metadata_field=["signature_def"])
         response = self._call(GET_MODEL_METADATA, "GetModelMetadata", request, spec.name, deadline)
         try:
             signatures = unpack_signature_def_map(response)
         except ValueError as exc:
-            raise UpstreamError(503, "upstream_error", f"model {spec.name!r}: bad metadata: {exc}",
-                                grpc.StatusCode.INTERNAL) from exc
+            raise UpstreamError(
+                503, "upstream_error", f"model {spec.name!r}: bad metadata: {exc}", grpc.StatusCode.INTERNAL
+            ) from exc
         return response.model_spec.version.value, signatures
 
     def status(self, name: str, deadline: float, *, retry: bool = True) -> list[VersionState]:
@@ -151,7 +163,7 @@ class UpstreamClient:
         response = self._call(GET_MODEL_STATUS, "GetModelStatus", request, name, deadline, retries)
         state_name = tfs_lite_pb2.ModelVersionStatus.State.Name
         return [
-            VersionState(version=item.version, state=state_name(item.state), error=item.status.error_message)
+            VersionState(version=item.version, state=state_name(item.state), error=redact(item.status.error_message))
             for item in response.model_version_status
         ]
 
@@ -169,8 +181,9 @@ class UpstreamClient:
             except grpc.RpcError as exc:
                 code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
                 _count(model, method, code)
-                retry = (code == grpc.StatusCode.UNAVAILABLE and attempt < retries
-                         and deadline - time.monotonic() > backoff)
+                retry = (
+                    code == grpc.StatusCode.UNAVAILABLE and attempt < retries and deadline - time.monotonic() > backoff
+                )
                 if not retry:
                     raise _api_error(model, method, code, _details(exc)) from exc
                 time.sleep(backoff)
@@ -178,8 +191,12 @@ class UpstreamClient:
             else:
                 _count(model, method, grpc.StatusCode.OK)
                 return response
-        raise UpstreamError(504, "upstream_timeout", f"no answer from the model server for {model!r} in time",
-                            grpc.StatusCode.DEADLINE_EXCEEDED)
+        raise UpstreamError(
+            504,
+            "upstream_timeout",
+            f"no answer from the model server for {model!r} in time",
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+        )
 
 
 def _count(model: str, method: str, code: grpc.StatusCode) -> None:
@@ -188,23 +205,37 @@ def _count(model: str, method: str, code: grpc.StatusCode) -> None:
         metrics.labelled(metrics.UPSTREAM_ERRORS, model, code.name).inc()
 
 
+# Internal addresses and file paths in upstream messages (gRPC's "ipv4:10.0.0.7:8500", TF Serving's load errors
+# naming /models/mnist/3/...) stay in the log: public answers get placeholders.
+_ADDRESS = re.compile(r"\b(?:ipv4|ipv6|unix|dns):\S+|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
+_PATH = re.compile(r"(?<![\w:/])/(?:[\w.@+-]+/)*[\w.@+-]+")
+
+
+def redact(text: str) -> str:
+    """`text` without network addresses or absolute paths."""
+    return _PATH.sub("<path>", _ADDRESS.sub("<address>", text))
+
+
 def _details(exc: grpc.RpcError) -> str:
-    return (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
+    log.info("model server answered: %s", details)
+    return redact(details)
 
 
 def _api_error(model: str, method: str, code: grpc.StatusCode, details: str) -> UpstreamError:
     retry_after = {"Retry-After": RETRY_AFTER_SECONDS}
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return UpstreamError(504, "upstream_timeout", f"model server did not answer {method} for {model!r} "
-                             "within the deadline", code)
+        return UpstreamError(
+            504, "upstream_timeout", f"model server did not answer {method} for {model!r} within the deadline", code
+        )
     if code == grpc.StatusCode.UNAVAILABLE:
-        return UpstreamError(503, "upstream_unavailable", f"model server unreachable: {details}", code,
-                             retry_after)
+        return UpstreamError(503, "upstream_unavailable", f"model server unreachable: {details}", code, retry_after)
     if code == grpc.StatusCode.NOT_FOUND:
-        return UpstreamError(503, "model_not_available", f"model {model!r} is not available: {details}", code,
-                             retry_after)
+        return UpstreamError(
+            503, "model_not_available", f"model {model!r} is not available: {details}", code, retry_after
+        )
     if code in _UNPROCESSABLE:
-        return UpstreamError(422, "model_rejected_input", f"model {model!r} rejected the input: {details}",
-                             code)
-    return UpstreamError(503, "upstream_error", f"model server failed {method} for {model!r} "
-                         f"({code.name}): {details}", code, retry_after)
+        return UpstreamError(422, "model_rejected_input", f"model {model!r} rejected the input: {details}", code)
+    return UpstreamError(
+        503, "upstream_error", f"model server failed {method} for {model!r} ({code.name}): {details}", code, retry_after
+    )

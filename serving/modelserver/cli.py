@@ -49,6 +49,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--file_system_poll_wait_seconds", type=float, default=1.0,
         help="seconds between scans for new versions; 0 loads once at startup (default 1)",
     )
+    parser.add_argument("--max_num_load_retries", type=int, default=5,
+                        help="retries of a version that failed to load (default 5)")
+    parser.add_argument("--load_retry_interval_micros", type=int, default=60_000_000,
+                        help="pause between load retries in microseconds (default 60000000)")
     parser.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False,
                         help="merge concurrent Predict calls into batches (default false)")
     parser.add_argument("--enable_model_warmup", type=_bool, nargs="?", const=True, default=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent import futures
 
 import grpc
@@ -19,7 +20,11 @@ from serving.modelserver.core import PredictionCore, signature_def_map
 from serving.modelserver.errors import ServingError, invalid_argument
 from serving.modelserver.servable import DEFAULT_SIGNATURE
 
+log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+# What a valid request can need is far less (an input holds at most 1 Mi elements of 8 bytes: servable.py);
+# gRPC buffers a whole message before any check of ours, so larger ones are refused (RESOURCE_EXHAUSTED) first.
+MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
@@ -37,15 +42,22 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 return self._predict(request)
         except ServingError as error:
             context.abort(error.code, error.message)
+        except Exception:  # a bug, not bad input: INTERNAL with a traceback in the log, never gRPC's UNKNOWN
+            log.exception("Predict failed unexpectedly")
+            context.abort(grpc.StatusCode.INTERNAL, "internal error in the model server; see its log")
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
         servable = self.core.manager.servable(spec.name, _version(spec), spec.version_label)
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        runner = servable.runner(signature_name, list(request.inputs), request.output_filter)
         try:
+            # Declared dtypes and shapes against the signature first: a few bytes may declare gigabytes.
+            for alias, proto in request.inputs.items():
+                runner.check(alias, proto.dtype, tensors.shape_from_proto(proto.tensor_shape))
             inputs = {alias: tensors.from_tensor_proto(proto) for alias, proto in request.inputs.items()}
         except tensors.TensorProtoError as error:
             raise invalid_argument(str(error)) from None
-        signature_name = spec.signature_name or DEFAULT_SIGNATURE
         outputs = self.core.run(servable, signature_name, inputs, request.output_filter)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
@@ -103,7 +115,7 @@ def build_grpc_server(core: PredictionCore, port: int, workers: int) -> grpc.Ser
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ],

@@ -1,8 +1,8 @@
 """TF Serving's REST API on --rest_api_port, plus the Prometheus endpoint when monitoring is enabled.
 
-    GET  /v1/models/{model}[/versions/{v} | /labels/{l}]            model status
-    GET  /v1/models/{model}[/versions/{v} | /labels/{l}]/metadata   signatures
-    POST /v1/models/{model}[/versions/{v} | /labels/{l}]:predict    row or columnar predict
+GET  /v1/models/{model}[/versions/{v} | /labels/{l}]            model status
+GET  /v1/models/{model}[/versions/{v} | /labels/{l}]/metadata   signatures
+POST /v1/models/{model}[/versions/{v} | /labels/{l}]:predict    row or columnar predict
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 from google.protobuf import json_format
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from serving.modelserver import rest_json
 from serving.modelserver.config import ConfigError
@@ -31,8 +32,17 @@ MODEL_URL = re.compile(
 )
 
 
+# Request bodies above this are refused (413) before they are parsed: the largest request the gateway sends is
+# a few megabytes as JSON, and parsing 64 MB of JSON took 5 s of CPU and hundreds of MB.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, indent=None) + "\n", status=status, mimetype="application/json")
+    return Response(json.dumps(body, indent=None, allow_nan=False) + "\n", status=status, mimetype="application/json")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise invalid_argument(f"{name} is not a JSON number; the request body must be strict JSON")
 
 
 def _error(error: ServingError) -> Response:
@@ -47,6 +57,7 @@ def _proto_dict(message) -> dict[str, Any]:
 
 def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
     app = Flask("serving.modelserver")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
     @app.route("/v1/models/<path:rest>", methods=["GET", "POST"])
     def models(rest: str) -> Response:
@@ -59,6 +70,7 @@ def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
             return _error(error)
 
     if metrics_path:
+
         @app.get(metrics_path)
         def prometheus() -> Response:
             return Response(core.metrics.render(), mimetype=CONTENT_TYPE)
@@ -66,6 +78,15 @@ def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
     @app.errorhandler(404)
     def unknown_path(_error: Exception) -> Response:
         return _json({"error": f"Malformed request: {request.method} {request.path}"}, 404)
+
+    @app.errorhandler(413)
+    def too_large(_error: Exception) -> Response:
+        return _json({"error": f"the request body is larger than the limit of {MAX_BODY_BYTES} bytes"}, 413)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        """Other HTTP-level refusals, e.g. a body that stalls past the deadline (Werkzeug: client disconnected)."""
+        return _json({"error": f"{error.name}: {error.description}"}, error.code or 400)
 
     @app.errorhandler(405)
     def wrong_method(_error: Exception) -> Response:
@@ -97,9 +118,10 @@ def _dispatch(core: PredictionCore, match: re.Match) -> Response:
 
 
 def _predict(core: PredictionCore, model: str, version: int | None, label: str) -> dict[str, Any]:
+    data = _body()  # TF Serving ignores Content-Type
     try:
-        body = request.get_json(force=True, silent=True)  # TF Serving ignores Content-Type
-    except RecursionError:  # nesting deeper than the JSON parser's stack
+        body = json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # not JSON, or nesting deeper than the JSON parser's stack
         body = None
     if body is None:
         raise invalid_argument("the request body is not valid JSON")
@@ -111,13 +133,32 @@ def _predict(core: PredictionCore, model: str, version: int | None, label: str) 
     return rest_json.response_body(fmt, outputs)
 
 
+def _body() -> bytes:
+    """The request body, refused (413) above MAX_BODY_BYTES: a declared length by Werkzeug before reading, a
+    chunked body here as it arrives (Werkzeug would cut it at the limit and hand on the truncated JSON)."""
+    if "chunked" not in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return request.get_data(cache=False)
+    data = request.environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+    if len(data) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return data
+
+
+class DeadlineRequestHandler(WSGIRequestHandler):
+    """Every read and write of a connection has a deadline: a stalled client frees its thread after 10 s."""
+
+    timeout = 10
+
+
 class RestServer:
     """The Flask app on a threaded WSGI server, run in a background thread."""
 
     def __init__(self, core: PredictionCore, port: int, metrics_path: str | None) -> None:
         app = create_app(core, metrics_path)
         try:
-            self._server: BaseWSGIServer = make_server("0.0.0.0", port, app, threaded=True)
+            self._server: BaseWSGIServer = make_server(
+                "0.0.0.0", port, app, threaded=True, request_handler=DeadlineRequestHandler
+            )
         except OSError as error:
             raise ConfigError(f"cannot listen for REST on port {port}: {error}") from error
         self._thread = threading.Thread(target=self._server.serve_forever, name="rest", daemon=True)

@@ -3,7 +3,8 @@
 Row format: `{"instances": [...]}`, one item per example (an object keyed by input name when the
 signature has several inputs) -> `{"predictions": [...]}`. Columnar format: `{"inputs": value or
 {name: value}}` -> `{"outputs": value or {name: value}}`. Binary strings travel as `{"b64": "..."}`, and
-string outputs whose alias ends in `_bytes` are returned that way.
+string outputs whose alias ends in `_bytes` are returned that way. Non-finite float outputs are written as
+`null` (strict JSON has no NaN or Infinity); `NaN`/`Infinity` literals in a request are refused.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def parse_predict_body(body: Any) -> tuple[str, str, Any]:
         raise invalid_argument("'signature_name' key must be a string value.")
     formats = [key for key in ("instances", "inputs") if key in body]
     if len(formats) != 1:
-        raise invalid_argument("JSON object must contain exactly one of 'instances' (row format) or 'inputs'"
-                               " (columnar format)")
+        raise invalid_argument(
+            "JSON object must contain exactly one of 'instances' (row format) or 'inputs' (columnar format)"
+        )
     return signature_name, formats[0], body[formats[0]]
 
 
@@ -70,7 +72,7 @@ def _string_array(value: Any, alias: str) -> np.ndarray:
                 return base64.b64decode(item["b64"], validate=True)
             except (binascii.Error, TypeError):
                 raise invalid_argument(f"input {alias!r}: invalid base64 in a b64 value") from None
-        raise invalid_argument(f"input {alias!r}: expected strings or {{\"b64\": ...}} objects")
+        raise invalid_argument(f'input {alias!r}: expected strings or {{"b64": ...}} objects')
 
     array = np.array(convert(value), dtype=object)
     if not all(isinstance(item, bytes) for item in array.ravel()):  # ragged lists stay lists
@@ -87,8 +89,9 @@ def request_arrays(
         if isinstance(payload, dict) and not _is_b64(payload):
             return {alias: _named(signature_inputs, alias, value) for alias, value in payload.items()}
         if only is None:
-            raise invalid_argument("'inputs' must be an object keyed by input name: the signature has"
-                                   f" inputs {sorted(signature_inputs)}")
+            raise invalid_argument(
+                f"'inputs' must be an object keyed by input name: the signature has inputs {sorted(signature_inputs)}"
+            )
         return {only: to_array(payload, signature_inputs[only], only)}
     if not isinstance(payload, list) or not payload:
         raise invalid_argument("'instances' must be a non-empty list")
@@ -98,8 +101,9 @@ def request_arrays(
             raise invalid_argument("every instance must name the same inputs")
         return {alias: _named(signature_inputs, alias, [item[alias] for item in payload]) for alias in names}
     if only is None:
-        raise invalid_argument("instances must be objects keyed by input name: the signature has inputs"
-                               f" {sorted(signature_inputs)}")
+        raise invalid_argument(
+            f"instances must be objects keyed by input name: the signature has inputs {sorted(signature_inputs)}"
+        )
     return {only: to_array(payload, signature_inputs[only], only)}
 
 
@@ -109,11 +113,24 @@ def _named(signature_inputs: Mapping[str, meta_graph_pb2.TensorInfo], alias: str
     return to_array(value, signature_inputs[alias], alias)
 
 
+def _finite_list(array: np.ndarray) -> Any:
+    """`array.tolist()` with NaN and +-Infinity as null: JSON has no such numbers, and a parser that meets the
+    `NaN` Python's json module would write refuses the whole answer."""
+    finite = np.isfinite(array)
+    if finite.all():
+        return array.tolist()
+    values = array.astype(object)
+    values[~finite] = None
+    return values.tolist()
+
+
 def _jsonable(array: np.ndarray, alias: str) -> Any:
     if array.dtype.kind == "f" and array.dtype.itemsize < 8:
         # Shortest text that reads back as the same float32 (0.9, not 0.8999999761581421), as TF Serving.
         shortest = np.array([float(str(value)) for value in array.ravel()], dtype=np.float64)
-        return shortest.reshape(array.shape).tolist()
+        return _finite_list(shortest.reshape(array.shape))
+    if array.dtype.kind == "f":
+        return _finite_list(array)
     if array.dtype != object:
         return array.tolist()
     as_b64 = alias.endswith("_bytes")
@@ -140,8 +157,10 @@ def response_body(fmt: str, outputs: Mapping[str, np.ndarray]) -> dict[str, Any]
         return {"outputs": {alias: _jsonable(array, alias) for alias, array in outputs.items()}}
     sizes = {array.shape[0] if array.ndim else None for array in outputs.values()}
     if len(sizes) != 1 or None in sizes:
-        raise invalid_argument("the outputs do not share a batch size, so they cannot be returned as rows;"
-                               " use the columnar 'inputs' format")
+        raise invalid_argument(
+            "the outputs do not share a batch size, so they cannot be returned as rows;"
+            " use the columnar 'inputs' format"
+        )
     if len(outputs) == 1:
         ((alias, array),) = outputs.items()
         return {"predictions": _jsonable(array, alias)}

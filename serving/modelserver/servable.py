@@ -8,6 +8,7 @@ the session time (0.17 ms instead of 0.36 ms for one MNIST image); large ops sti
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,13 @@ _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 Runner = Callable[..., Sequence[np.ndarray]]
 
+# Elements per input tensor, checked against the shape a request declares before anything is allocated. The
+# signature fixes every dimension but the free ones (the batch); this bounds those: 1 Mi elements are 1,337
+# MNIST images (the gateway sends at most 256, server-side batches hold at most 1,024) or a 100,000-point series
+# in chunks. Measured (docs/security.md): 5,349 images took the server from 0.7 to 2.4 GB, and the 510,000 images
+# a 40-byte message can declare would make the network ask for ~22 GB.
+MAX_INPUT_ELEMENTS = 1 << 20
+
 
 class SignatureRunner:
     """Validates inputs against one signature and runs it for a fixed set of inputs and outputs."""
@@ -55,27 +63,36 @@ class SignatureRunner:
             [signature.inputs[alias].name for alias in self.input_aliases],
         )
 
+    def check(self, alias: str, data_type: int, shape: Sequence[int]) -> None:
+        """Refuse (INVALID_ARGUMENT) an input whose dtype, rank, fixed dimensions or size the signature rules out.
+
+        Called with a TensorProto's declared dtype and shape before it is decoded, and on every array fed.
+        """
+        _alias, dtype, expected = next(entry for entry in self._expected if entry[0] == alias)
+        if data_type != dtype:
+            raise invalid_argument(
+                f"input {alias!r} expects {tensors.dtype_name(dtype)} but {tensors.dtype_name(data_type)} is provided"
+            )
+        if expected is not None and not _shape_fits(tuple(shape), expected):
+            raise invalid_argument(
+                f"input {alias!r} has shape {list(shape)}, the signature expects {expected} (-1: any size)"
+            )
+        if math.prod(shape) > MAX_INPUT_ELEMENTS:
+            raise invalid_argument(
+                f"input {alias!r} of shape {list(shape)} has {math.prod(shape)} elements; this server takes at most"
+                f" {MAX_INPUT_ELEMENTS} per input: split the request"
+            )
+
     def __call__(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feeds = [self._checked(inputs[alias], alias, dtype, shape) for alias, dtype, shape in self._expected]
+        for alias, _dtype, _shape in self._expected:
+            self.check(alias, tensors.data_type(inputs[alias].dtype), inputs[alias].shape)
+        feeds = [inputs[alias] for alias, _dtype, _shape in self._expected]
         try:
             outputs = self._run(*feeds)
         except tf.errors.OpError as error:
             code = _GRPC_CODES.get(error.error_code, grpc.StatusCode.INTERNAL)
             raise ServingError(code, error.message) from None
         return dict(zip(self.output_aliases, outputs, strict=True))
-
-    @staticmethod
-    def _checked(array: np.ndarray, alias: str, dtype: int, shape: list[int] | None) -> np.ndarray:
-        if tensors.data_type(array.dtype) != dtype:
-            raise invalid_argument(
-                f"input {alias!r} expects {tensors.dtype_name(dtype)} but"
-                f" {tensors.dtype_name(tensors.data_type(array.dtype))} is provided"
-            )
-        if shape is not None and not _shape_fits(array.shape, shape):
-            raise invalid_argument(
-                f"input {alias!r} has shape {list(array.shape)}, the signature expects {shape} (-1: any size)"
-            )
-        return array
 
 
 def _shape_fits(actual: tuple[int, ...], expected: list[int]) -> bool:

@@ -86,7 +86,10 @@ class ModelServer:
             args.model_config_file, args.model_name, args.model_base_path, args.models_dir
         )
         metrics = ServingMetrics()
-        manager = ModelManager(models, metrics, warm_up=args.enable_model_warmup)
+        manager = ModelManager(
+            models, metrics, warm_up=args.enable_model_warmup, max_load_retries=args.max_num_load_retries,
+            retry_interval=args.load_retry_interval_micros / 1e6,
+        )
         batcher = None
         if args.enable_batching:
             batcher = Batcher(read_batching_parameters(args.batching_parameters_file))

@@ -11,11 +11,21 @@
 
   // ---- API -------------------------------------------------------------------------------------------
 
+  // When the gateway requires API keys it answers 401: the page asks for a key once and keeps it for the tab.
+  const KEY_STORAGE = "gateway-api-key";
+  const KEY_PROMPT = "This gateway needs an API key. Ask its operator for one (keys are made with " +
+    "`python -m serving.gateway.apikeys add NAME`, see docs/security.md) and paste it here:";
+
+  function withKey(options, key) {
+    return key ? { ...options, headers: { ...(options.headers || {}), "X-API-Key": key } } : options;
+  }
+
   /** POST/GET a same-origin API path; resolves to the JSON answer, rejects with the gateway's message. */
-  async function callApi(path, options = {}) {
+  async function callApi(path, options = {}, askedForKey = false) {
+    const usedKey = sessionStorage.getItem(KEY_STORAGE);
     let response;
     try {
-      response = await fetch(path, options);
+      response = await fetch(path, withKey(options, usedKey));
     } catch (err) {
       throw new Error("the gateway cannot be reached");
     }
@@ -24,6 +34,17 @@
       body = await response.json();
     } catch (err) {
       body = null;
+    }
+    if (response.status === 401 && !askedForKey) {
+      const stored = sessionStorage.getItem(KEY_STORAGE);
+      if (stored && stored !== usedKey) {
+        return callApi(path, options, true); // another request already asked meanwhile
+      }
+      const key = window.prompt(KEY_PROMPT);
+      if (key && key.trim()) {
+        sessionStorage.setItem(KEY_STORAGE, key.trim());
+        return callApi(path, options, true);
+      }
     }
     if (!response.ok) {
       const message = body && body.error ? body.error.message : `HTTP ${response.status}`;
