@@ -122,7 +122,7 @@ def test_rest_non_finite_outputs_are_null(model_server: ModelServerHandle) -> No
     )
     assert response.status_code == 200, response.text
     outputs = _strict(response.text)["outputs"]
-    flat = np.array(outputs["score"], dtype=object).ravel()
+    flat = np.array(outputs["error"], dtype=object).ravel()
     assert any(value is None for value in flat) or all(np.isfinite(np.array(flat, dtype=float)))
 
 
