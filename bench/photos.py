@@ -46,7 +46,7 @@ def draw_style(rng: np.random.Generator) -> PhotoStyle:
         width=int(height * rng.uniform(0.8, 1.6)),
         digit_height=digit_height,
         angle=float(rng.uniform(-12, 12)),
-        stroke=int(np.round(rng.uniform(-0.6, 1.3) * scale)),
+        stroke=int(np.round(rng.uniform(-0.4, 0.9) * scale)),
         gamma=float(np.exp(rng.uniform(-0.7, 0.7))),
         blur=float(rng.uniform(0, 1.2) * scale),
         noise=float(rng.uniform(0, 12)),
@@ -87,7 +87,8 @@ def paper(style: PhotoStyle, rng: np.random.Generator) -> np.ndarray:
 def ink_colours(coverage: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """float32 [H, W, 3]: dark ink, with a second colour on one side of a random line through the picture."""
     first = rng.uniform(0, 70) + rng.uniform(-20, 20, size=3)
-    second = rng.uniform(0, 110, size=3)
+    second = rng.uniform(0, 180, size=3)  # any hue (a red or blue pen), with at least one dark channel
+    second[rng.integers(3)] = rng.uniform(0, 60)
     rows, cols = np.mgrid[0 : coverage.shape[0], 0 : coverage.shape[1]].astype(np.float32)
     angle = rng.uniform(0, 2 * math.pi)
     offset = rng.uniform(-0.3, 0.3) * max(coverage.shape)
