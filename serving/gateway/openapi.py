@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from serving.gateway.config import GatewayConfig
+from serving.gateway.curl_examples import code_samples
 
 JSON = "application/json"
 REF = "#/components/schemas/"
@@ -287,7 +288,7 @@ def _page(operation_id: str, summary: str) -> dict[str, Any]:
 
 def openapi_document(config: GatewayConfig) -> dict[str, Any]:
     plain_get = {"tags": ["operations"]}
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "Digits and sensors gateway",
@@ -334,3 +335,7 @@ def openapi_document(config: GatewayConfig) -> dict[str, Any]:
         },
         "components": {"schemas": _schemas(config)},
     }
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            operation["x-codeSamples"] = code_samples(path)
+    return document
