@@ -14,7 +14,7 @@ from pathlib import Path
 
 from client.errors import GatewayError, GatewayUnavailable
 from client.gateway import MAX_BATCH, GatewayClient
-from client.tables import table, to_json, when
+from client.tables import number, table, to_json, when
 
 DEFAULT_URL = "http://localhost:8080"
 PROGRESS_MIN_FILES = 10
@@ -27,32 +27,24 @@ def cmd_predict(client: GatewayClient, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     paths: list[Path] = args.images
-    with tqdm(
-        total=len(paths), unit="img", file=sys.stderr, disable=len(paths) < PROGRESS_MIN_FILES
-    ) as bar:
+    with tqdm(total=len(paths), unit="img", file=sys.stderr, disable=len(paths) < PROGRESS_MIN_FILES) as bar:
         predictions = client.predict_digits(paths, batch_size=args.batch_size, progress=bar.update)
     if args.json:
         pairs = zip(paths, predictions, strict=True)
-        print(to_json([{"image": str(path), **vars_of(pred)} for path, pred in pairs]))
+        print(to_json([{"image": str(path), **vars(pred)} for path, pred in pairs]))
         return EXIT_OK
     rows = []
     for path, pred in zip(paths, predictions, strict=True):
         ranked = sorted(range(10), key=lambda d: pred.probabilities[d], reverse=True)
         runner_up = ranked[1] if ranked[0] == pred.digit else ranked[0]
-        rows.append((path, pred.digit, f"{pred.confidence:.3f}",
-                     f"{runner_up} ({pred.probabilities[runner_up]:.3f})"))
+        rows.append(
+            (path, pred.digit, number(pred.confidence), f"{runner_up} ({number(pred.probabilities[runner_up])})")
+        )
     print(table(("IMAGE", "DIGIT", "CONFIDENCE", "NEXT BEST"), rows))
     if predictions:
         model = predictions[0].model
         print(f"model {model.name} v{model.version}")
     return EXIT_OK
-
-
-def vars_of(prediction: object) -> dict[str, object]:
-    """A prediction's fields without its model reference (repeated per image otherwise)."""
-    fields = dict(vars(prediction))
-    fields.pop("model", None)
-    return fields
 
 
 def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
@@ -68,15 +60,21 @@ def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
         print(to_json(result))
         return EXIT_OK
     scored = sum(p.score is not None for p in result.points)
-    print(f"{args.csv}: {len(result.points)} points, {scored} scored, threshold {result.threshold:.4g}, "
-          f"model {result.model.name} v{result.model.version}")
+    print(
+        f"{args.csv}: {len(result.points)} points, {scored} scored, threshold {number(result.threshold)}, "
+        f"model {result.model.name} v{result.model.version}"
+    )
     print(f"{len(result.anomalies)} anomalous segment(s)")
     if result.anomalies:
-        print(table(
-            ("START", "END", "POINTS", "PEAK SCORE", "PEAK AT"),
-            [(when(a.start), when(a.end), a.points, f"{a.peak_score:.4g}", when(a.peak_at))
-             for a in result.anomalies],
-        ))
+        print(
+            table(
+                ("START", "END", "POINTS", "PEAK SCORE", "PEAK AT"),
+                [
+                    (when(a.start), when(a.end), a.points, number(a.peak_score), when(a.peak_at))
+                    for a in result.anomalies
+                ],
+            )
+        )
     if args.plot:
         print(f"plot written to {args.plot}")
     return EXIT_OK
@@ -105,21 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
     # Connection options are accepted before or after the sub-command; SUPPRESS keeps a sub-command's
     # unset option from overwriting a value given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=argparse.SUPPRESS,
-                        help=f"gateway base URL (default: $GATEWAY_URL or {DEFAULT_URL})")
-    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS,
-                        help="seconds per request (default 10)")
-    common.add_argument("--retries", type=int, default=argparse.SUPPRESS,
-                        help="retries on connection errors and 503 (default 3)")
-    parser = argparse.ArgumentParser(prog="digits-client", parents=[common],
-                                     description="Client of the digits-and-sensors gateway.")
+    common.add_argument(
+        "--url", default=argparse.SUPPRESS, help=f"gateway base URL (default: $GATEWAY_URL or {DEFAULT_URL})"
+    )
+    common.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="seconds per request (default 10)")
+    common.add_argument(
+        "--retries", type=int, default=argparse.SUPPRESS, help="retries on connection errors and 503 (default 3)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="digits-client", parents=[common], description="Client of the digits-and-sensors gateway."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser("predict", parents=[common], help="classify digit images")
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    predict.add_argument("--batch-size", type=int, default=MAX_BATCH, choices=range(1, MAX_BATCH + 1),
-                         metavar=f"1..{MAX_BATCH}", help="images per request")
+    predict.add_argument(
+        "--batch-size",
+        type=int,
+        default=MAX_BATCH,
+        choices=range(1, MAX_BATCH + 1),
+        metavar=f"1..{MAX_BATCH}",
+        help="images per request",
+    )
     predict.set_defaults(func=cmd_predict)
 
     score = commands.add_parser("score", parents=[common], help="score a sensor CSV for anomalies")
@@ -128,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--plot", type=Path, metavar="OUT.png", help="draw the series and score to a PNG")
     level = score.add_mutually_exclusive_group()
     level.add_argument("--threshold", type=float, help="score (0..1) above which a point is anomalous")
-    level.add_argument("--sensitivity", type=float,
-                       help="0..1 instead of a threshold: 0.5 keeps the model's, higher flags more")
+    level.add_argument(
+        "--sensitivity", type=float, help="0..1 instead of a threshold: 0.5 keeps the model's, higher flags more"
+    )
     score.set_defaults(func=cmd_score)
 
     health = commands.add_parser("health", parents=[common], help="liveness and readiness")
@@ -150,8 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = getattr(args, "url", None) or os.environ.get("GATEWAY_URL") or DEFAULT_URL
     command: Command = args.func
     try:
-        with GatewayClient(url, timeout=getattr(args, "timeout", 10.0),
-                           retries=getattr(args, "retries", 3)) as client:
+        with GatewayClient(url, timeout=getattr(args, "timeout", 10.0), retries=getattr(args, "retries", 3)) as client:
             return command(client, args)
     except GatewayUnavailable as exc:
         print(f"error: gateway {url} unreachable: {exc.message}", file=sys.stderr)

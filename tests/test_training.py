@@ -89,7 +89,7 @@ def test_labelled_anomaly_flagged_by_exported_model(trained_models: Path) -> Non
     scores = loaded.signatures["serving_default"](window=window)
     score = scores["score"].numpy()[0][int(info["history_length"][0]) :]
     stamps = frame["timestamp"].iloc[int(info["history_length"][0]) :]
-    (start, end), = windows["artificialWithAnomaly/art_daily_jumpsup.csv"]
+    ((start, end),) = windows["artificialWithAnomaly/art_daily_jumpsup.csv"]
     inside = ((stamps >= pd.Timestamp(start)) & (stamps <= pd.Timestamp(end))).to_numpy()
     flagged = score >= float(info["threshold"][0])
     assert flagged[inside].any()
@@ -231,7 +231,10 @@ def test_bad_csv_gives_one_clear_error(tmp_path: Path, name: str) -> None:
     path.write_text(text, errors="surrogateescape")
     result = subprocess.run(
         python_module("training", "anomaly", "--data", str(path), "--out", str(tmp_path / "m"), "--epochs", "1"),
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -245,7 +248,10 @@ def test_if_missing_skips_existing_models(tmp_path: Path) -> None:
     publish_version(tmp_path / "anomaly", lambda p: (p / "a").write_text("1"))
     result = subprocess.run(
         python_module("training", "all", "--if-missing", "--out", str(tmp_path)),
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("already in") == 2
@@ -257,7 +263,9 @@ def test_saved_model_cli_shows_named_signature(trained_models: Path) -> None:
     cli = Path(sys.executable).with_name("saved_model_cli")
     result = subprocess.run(
         [str(cli), "show", "--dir", str(latest(trained_models, "mnist")), "--all"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "signature_def['serving_default']" in result.stdout
@@ -293,7 +301,11 @@ def test_offline_download_is_one_error_line_naming_the_local_data_flags(tmp_path
     offline.pop("NO_PROXY", None)
     done = subprocess.run(
         python_module("training", "all", "--quick", "--out", str(tmp_path / "models")),
-        cwd=REPO_ROOT, env=offline, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        env=offline,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr

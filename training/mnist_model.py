@@ -27,8 +27,6 @@ class MnistParams:
     augment: bool = True
     augmentation: AugmentParams = field(default_factory=AugmentParams)
     filters: tuple[int, int] = (16, 32)
-    # Exponential moving average of the weights, swapped in at the end of training (None: off).
-    weight_average: float | None = 0.99
 
 
 def build_model(filters: tuple[int, int] = (16, 32)):  # -> keras.Model
@@ -116,11 +114,7 @@ def train(data: MnistData, params: MnistParams, strategy, callbacks: list | None
             alpha=0.01,
         )
         model.compile(
-            optimizer=keras.optimizers.Adam(
-                schedule,
-                use_ema=params.weight_average is not None,
-                ema_momentum=params.weight_average or 0.99,
-            ),
+            optimizer=keras.optimizers.Adam(schedule),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
