@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from serving.ports import busy_ports_message
+
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 MODELS = ("mnist", "anomaly")
 
@@ -44,7 +46,8 @@ def model_available(rest_url: str, name: str) -> bool:
 
 def wait_until(check, process: subprocess.Popen, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not check():
+    # Our process must be alive before a passing check counts: the check could reach someone else's server.
+    while process.poll() is not None or not check():
         if process.poll() is not None:
             raise SystemExit(f"{what} exited with code {process.returncode}")
         if time.monotonic() > deadline:
@@ -54,26 +57,50 @@ def wait_until(check, process: subprocess.Popen, timeout: float, what: str) -> N
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    busy = busy_ports_message(
+        {"gateway HTTP": args.port, "model server gRPC": args.grpc_port, "model server REST": args.rest_port}
+    )
+    if busy:
+        # Checked first: a stack already running answers the readiness checks below, so starting a second one
+        # would print the "ready" banner for the other stack and then fail to bind.
+        print(
+            f"{busy}\nstop it (another `make run`?) or choose other ports: make run PORT=8081, or "
+            "python -m serving.stack --port P --grpc-port G --rest-port R",
+            file=sys.stderr,
+        )
+        return 2
     missing = [name for name in MODELS if not any((args.models / name).glob("[0-9]*"))]
     if missing:
         print(f"no versions of {', '.join(missing)} under {args.models}/: run `make models` first", file=sys.stderr)
         return 2
-    model_server = subprocess.Popen([
-        sys.executable, "-m", "serving.modelserver",
-        f"--port={args.grpc_port}", f"--rest_api_port={args.rest_port}",
-        f"--model_config_file={CONFIG_DIR / 'models.config'}", f"--models_dir={args.models}",
-        f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}",
-    ])
+    model_server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serving.modelserver",
+            f"--port={args.grpc_port}",
+            f"--rest_api_port={args.rest_port}",
+            f"--model_config_file={CONFIG_DIR / 'models.config'}",
+            f"--models_dir={args.models}",
+            f"--monitoring_config_file={CONFIG_DIR / 'monitoring.config'}",
+        ]
+    )
     processes = [model_server]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         rest_url = f"http://127.0.0.1:{args.rest_port}"
         all_available = lambda: all(model_available(rest_url, m) for m in MODELS)  # noqa: E731
         wait_until(all_available, model_server, args.timeout, "model server")
-        gateway = subprocess.Popen([
-            sys.executable, "-m", "serving.gateway", f"--port={args.port}",
-            f"--upstream=127.0.0.1:{args.grpc_port}", f"--workers={args.workers}",
-        ])
+        gateway = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serving.gateway",
+                f"--port={args.port}",
+                f"--upstream=127.0.0.1:{args.grpc_port}",
+                f"--workers={args.workers}",
+            ]
+        )
         processes.append(gateway)
         gateway_url = f"http://localhost:{args.port}"
         wait_until(lambda: _ready(f"{gateway_url}/readyz"), gateway, 60, "gateway")
