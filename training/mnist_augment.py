@@ -3,7 +3,7 @@
 Everything is stateless-random from one seed per batch, so a CPU run is reproducible. Images are float32
 [batch, 28, 28, 1] in 0..255, ink high, as the model sees them.
 
-- `random_warp`: rotation, zoom, shift and an elastic distortion, in one resampling.
+- `random_affine`: rotation, zoom and shift (one projective-transform op per batch).
 - `random_ink`: what the gateway's preprocessing leaves of a photo or a scan that MNIST's own pen scans lack:
   thinner or thicker strokes (felt pen, pencil, a pen pressed hard), soft edges (blur, a small picture scaled
   up), weak or saturated ink (pressure, lighting: a gamma curve). Each is a random blend between the digit and
@@ -28,8 +28,6 @@ class AugmentParams:
     rotation_degrees: float = 12.0
     zoom: float = 0.1
     shift_pixels: float = 2.0
-    elastic_pixels: float = 1.5  # largest displacement of the elastic field's coarse grid points
-    elastic_grid: int = 4
     ink: bool = True
     thicken: float = 1.0  # blend towards a 3x3 dilation, uniform in [0, thicken]
     thin: float = 0.5  # blend towards a 3x3 erosion, uniform in [0, thin]
@@ -42,62 +40,39 @@ def augment(images, seed, params: AugmentParams):
     import tensorflow as tf
 
     affine_seed, ink_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    images = random_warp(images, affine_seed, params)
+    images = random_affine(images, affine_seed, params)
     return random_ink(images, ink_seed, params) if params.ink else images
 
 
-def random_warp(images, seed, params: AugmentParams):
-    """Per-image rotation, zoom, shift and a smooth elastic distortion, resampled once (bilinear, zero outside).
-
-    The elastic part is a displacement field drawn on a coarse grid and upsampled bicubically: the slow local
-    wobble of handwriting (Simard et al., 2003), which a global affine map cannot make.
-    """
+def random_affine(images, seed, params: AugmentParams):
+    """Per-image random rotation, zoom and shift about the centre: one projective-transform op per batch."""
     import tensorflow as tf
 
     batch = tf.shape(images)[0]
-    seeds = tf.random.experimental.stateless_split(seed, 5)
+    seeds = tf.random.experimental.stateless_split(seed, 4)
 
     def sample(index: int, limit: float):
-        return tf.random.stateless_uniform([batch, 1, 1], seeds[index], -limit, limit)
+        return tf.random.stateless_uniform([batch], seeds[index], -limit, limit)
 
     angle = sample(0, math.radians(params.rotation_degrees))
     scale = 1.0 + sample(1, params.zoom)
     shift_x, shift_y = sample(2, params.shift_pixels), sample(3, params.shift_pixels)
-    grid = params.elastic_grid
-    field = tf.random.stateless_uniform([batch, grid, grid, 2], seeds[4], -1.0, 1.0)
-    field = params.elastic_pixels * tf.image.resize(field, [MNIST_SIDE, MNIST_SIDE], method="bicubic")
-    rows, cols = tf.meshgrid(
-        tf.range(MNIST_SIDE, dtype=tf.float32) - MNIST_CENTRE,
-        tf.range(MNIST_SIDE, dtype=tf.float32) - MNIST_CENTRE,
-        indexing="ij",
-    )
-    # Output pixel (y, x) reads the input at R(angle) (y, x) / scale + centre - shift + field.
     cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    source_y = sin * cols + cos * rows + MNIST_CENTRE - shift_y + field[..., 0]
-    source_x = cos * cols - sin * rows + MNIST_CENTRE - shift_x + field[..., 1]
-    return _bilinear(images, source_y, source_x)
-
-
-def _bilinear(images, source_y, source_x):
-    """Sample [b, 28, 28, 1] images at float coordinates [b, 28, 28]; zero outside the picture."""
-    import tensorflow as tf
-
-    padded_side = MNIST_SIDE + 2
-    flat = tf.reshape(tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]]), [-1, padded_side * padded_side])
-    # +1 for the zero border; clipping keeps every read inside it.
-    y = tf.clip_by_value(source_y + 1.0, 0.0, padded_side - 1.001)
-    x = tf.clip_by_value(source_x + 1.0, 0.0, padded_side - 1.001)
-    y0, x0 = tf.floor(y), tf.floor(x)
-    wy, wx = y - y0, x - x0
-    y0, x0 = tf.cast(y0, tf.int32), tf.cast(x0, tf.int32)
-
-    def read(dy: int, dx: int):
-        index = tf.reshape((y0 + dy) * padded_side + x0 + dx, [tf.shape(images)[0], -1])
-        return tf.reshape(tf.gather(flat, index, batch_dims=1), tf.shape(source_y))
-
-    top = read(0, 0) * (1 - wx) + read(0, 1) * wx
-    bottom = read(1, 0) * (1 - wx) + read(1, 1) * wx
-    return (top * (1 - wy) + bottom * wy)[..., tf.newaxis]
+    # Output pixel (x, y) samples input at A @ (x - c, y - c) + c - shift: rotation and zoom about the centre.
+    a0, a1 = cos, -sin
+    b0, b1 = sin, cos
+    a2 = MNIST_CENTRE - a0 * MNIST_CENTRE - a1 * MNIST_CENTRE - shift_x
+    b2 = MNIST_CENTRE - b0 * MNIST_CENTRE - b1 * MNIST_CENTRE - shift_y
+    zeros = tf.zeros([batch])
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.constant([MNIST_SIDE, MNIST_SIDE]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
 
 
 def random_ink(images, seed, params: AugmentParams):

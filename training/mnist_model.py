@@ -20,7 +20,7 @@ from training.mnist_data import MnistData
 
 @dataclass(frozen=True)
 class MnistParams:
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 128
     peak_learning_rate: float = 3e-3
     seed: int = 0
