@@ -50,8 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--job-runs",
         type=int,
         default=1,
-        help="also time the MNIST training job end to end (`python -m training mnist`, default "
-        "settings) this many times in fresh processes; 0 skips it (default 1)",
+        help="also time the MNIST training job end to end (`python -m training mnist --epochs` as above) "
+        "this many times in fresh processes; 0 skips it (default 1)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench-results/train.json"))
     args = parser.parse_args(argv)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip != "mnist":
         results["mnist"] = bench_mnist(args, devices.strategy)
         if args.job_runs:
-            results["mnist_job"] = time_training_job(args.data, args.seed, args.job_runs)
+            results["mnist_job"] = time_training_job(args.data, args.seed, args.job_runs, args.epochs)
     if args.skip != "anomaly":
         results["anomaly"] = bench_anomaly(args, devices.strategy)
     results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]

@@ -20,10 +20,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_job(data: str | None, seed: int) -> dict:
+def run_job(data: str | None, seed: int, epochs: int) -> dict:
     """One run in a fresh process, models written to a temporary folder."""
     with tempfile.TemporaryDirectory(prefix="bench-mnist-job-") as out:
         command = [sys.executable, "-u", "-m", "training", "mnist", "--out", out, "--seed", str(seed)]
+        command += ["--epochs", str(epochs)]
         command += ["--data", data] if data else []
         load_before = round(os.getloadavg()[0], 2)
         started = time.perf_counter()
@@ -55,10 +56,10 @@ def run_job(data: str | None, seed: int) -> dict:
     }
 
 
-def time_training_job(data: str | None, seed: int, runs: int) -> dict:
+def time_training_job(data: str | None, seed: int, runs: int, epochs: int) -> dict:
     results = []
     for index in range(runs):
-        results.append(run_job(data, seed))
+        results.append(run_job(data, seed, epochs))
         print(f"[job] run {index + 1}/{runs}: {results[-1]}", flush=True)
     return {
         "runs": results,

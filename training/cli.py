@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] versions {existing_versions(args.out / name)} already in {args.out / name}; skipped")
     if not todo:
         return 0
+    print("loading TensorFlow ...", flush=True)  # several seconds on a busy CPU
     from training.devices import seed_everything, setup_devices
 
     seed_everything(args.seed)
