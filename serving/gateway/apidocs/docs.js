@@ -77,7 +77,8 @@ function describe(schema, indent) {
     if (type === "object" && schema.properties) {
       const required = new Set(schema.required || []);
       const lines = Object.entries(schema.properties).map(([name, property]) => {
-        const note = property.description ? `  // ${property.description}` : "";
+        // The schema block is monospace already: Markdown's code marks are dropped, not shown.
+        const note = property.description ? `  // ${property.description.replaceAll("`", "")}` : "";
         const mark = required.has(name) ? "" : "?";
         return `${pad}  ${name}${mark}: ${describe(property, indent + 1)}${note}`;
       });
