@@ -107,9 +107,8 @@ def image_to_mnist(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> np.ndar
         if digit.max() < MIN_INK_CONTRAST:
             raise ApiError(422, "blank_image", "the image holds no ink (it is blank)")
         return digit
-    ink = _ink_strength(_flatten(image), steps.adaptive_background)
-    # Where the paper's surface was subtracted, most of the picture is paper noise; otherwise only the ring is.
-    ink = _remove_background(ink, ink[::2, ::2] if steps.adaptive_background else _border_ring(ink))
+    ink, paper_noise = _ink_strength(_flatten(image), steps.adaptive_background)
+    ink = _remove_background(ink, paper_noise)
     top, bottom, left, right = _ink_bounding_box(np.where(ink >= BBOX_MIN_INK, ink, 0.0))
     crop = ink[top:bottom, left:right]
     digit = _fit_in_box(normalise_stroke(crop) if steps.stroke_normalisation else crop)
@@ -185,27 +184,34 @@ def _border_ring(values: np.ndarray) -> np.ndarray:
     return values[mask]
 
 
-def _ink_strength(pixels: np.ndarray, adaptive: bool) -> np.ndarray:
-    """[H, W] float32: how far each pixel is from the paper's colour.
+def _ink_strength(pixels: np.ndarray, adaptive: bool) -> tuple[np.ndarray, float]:
+    """[H, W] float32: how far each pixel is from the paper's colour; and the paper's median distance from it.
 
-    The paper's colour is a smooth surface fitted around the ink (`adaptive`) or the median of the border
-    ring. Measuring distance from the background, rather than darkness, handles dark ink on light paper
-    (the usual photo: inverted), light ink on dark paper (MNIST itself) and coloured ink alike.
+    The paper's colour is a smooth surface fitted around the ink (`adaptive`; its own pixels give the noise) or
+    the median of the border ring (the ring's median distance is the noise: it stays paper even where the ink
+    runs into the edge). Measuring distance from the background, rather than darkness, handles dark ink on
+    light paper (the usual photo: inverted), light ink on dark paper (MNIST itself) and coloured ink alike.
     """
-    background = paper_surface(pixels) if adaptive else np.median(_border_ring(pixels), axis=0)
+    if adaptive:
+        background, noise = paper_surface(pixels)
+        return _distance(pixels, background), noise
+    ink = _distance(pixels, np.median(_border_ring(pixels), axis=0))
+    return ink, float(np.median(_border_ring(ink)))
+
+
+def _distance(pixels: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """[H, W]: the largest per-channel distance of each pixel from the background."""
     distance = np.abs(pixels - background)
     return distance.max(axis=2) if distance.ndim == 3 else distance
 
 
-def _remove_background(ink: np.ndarray, paper: np.ndarray) -> np.ndarray:
+def _remove_background(ink: np.ndarray, paper_noise: float) -> np.ndarray:
     """Ink scaled to 0..1 with the noise floor subtracted; 422 when nothing stands out from it.
 
-    `paper` holds ink strengths of mostly-paper pixels: their median stays paper even where some ink is among
-    them (a digit running into the border ring). For Gaussian noise of spread s the median distance is 0.67 s,
-    so the floor sits near 2.7 s.
+    For Gaussian noise of spread s the paper's median distance is 0.67 s, so the floor sits near 2.7 s.
     """
     peak = float(ink.max())
-    noise = 4.0 * float(np.median(paper))
+    noise = 4.0 * paper_noise
     if peak < MIN_INK_CONTRAST or peak < 2.0 * noise:
         raise ApiError(422, "blank_image", "the image holds no ink that stands out from the background")
     floor = max(noise, NOISE_FLOOR_SHARE * peak)
