@@ -11,7 +11,7 @@ NAB_TRAIN := $(SHARED_DATA)/nab/data/artificialNoAnomaly/art_daily_small_noise.c
 # anomaly model learns from the built-in synthetic sensors.
 TRAIN_DATA := $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(if $(wildcard $(NAB_TRAIN)),--anomaly-data $(NAB_TRAIN))
 
-.PHONY: venv models run test lint protos bench bench-train
+.PHONY: venv models run test lint protos bench bench-train bench-photos
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,7 @@ bench: models
 
 bench-train: venv
 	$(BIN)/python -m bench.train $(if $(wildcard $(MNIST_NPZ)),--data $(MNIST_NPZ)) $(if $(wildcard $(NAB_TRAIN)),--anomaly-data $(NAB_TRAIN)) $(BENCH_ARGS)
+
+# Photo-like digits vs clean PNGs, with each training and preprocessing lever measured on its own.
+bench-photos: venv
+	$(BIN)/python -m bench.photo_accuracy $(if $(wildcard $(MNIST_NPZ)),--data $(MNIST_NPZ)) $(BENCH_ARGS)
