@@ -30,9 +30,9 @@ class AugmentParams:
     shift_pixels: float = 2.0
     ink: bool = True
     thicken: float = 1.0  # blend towards a 3x3 dilation, uniform in [0, thicken]
-    thin: float = 0.5  # blend towards a 3x3 erosion, uniform in [0, thin]
+    thin: float = 0.8  # blend towards a 3x3 erosion, uniform in [0, thin]
     blur: float = 1.0  # blend towards the blurred digit, uniform in [0, blur]
-    gamma_log: float = 0.6  # ink values v/255 raised to exp(uniform(-g, g))
+    gamma_log: float = 0.8  # ink values v/255 raised to exp(uniform(-g, g))
 
 
 def augment(images, seed, params: AugmentParams):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from training.reporting import card_facts, finish, report_base
 
-QUICK_MNIST_EPOCHS = 6
+QUICK_MNIST_EPOCHS = 8
 
 
 def train_mnist(args: argparse.Namespace, data: str | None, devices) -> None:
