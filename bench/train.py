@@ -205,7 +205,8 @@ def print_table(results: dict) -> None:
         for run in job["runs"]:
             print(
                 f"  training job: {run['test_accuracy']:.4f} in {run['wall_seconds']:.1f} s wall (load "
-                f"{run['load_average_before']} before), longest silence {run['longest_silence_seconds']:.1f} s"
+                f"{run['load_average_before']} before), {run['after_last_epoch_seconds']:.1f} s from the last epoch "
+                f"to the next line, longest silence {run['longest_silence_seconds']:.1f} s"
             )
         print(f"  training job median: {job['median_test_accuracy']:.4f} in {job['median_wall_seconds']:.1f} s wall")
     anomaly = results.get("anomaly")

@@ -46,12 +46,15 @@ def run_job(data: str | None, seed: int, epochs: int) -> dict:
         report = json.loads(next(Path(out).glob("mnist/*/training_report.json")).read_text())
     gaps = [(later - earlier, line) for (earlier, _), (later, line) in itertools.pairwise(stamps)]
     silence, before_line = max(gaps, default=(0.0, ""))
+    last_epoch = max(i for i, (_, line) in enumerate(stamps) if line.startswith("[mnist] epoch "))
     return {
         "wall_seconds": round(wall, 2),
         "test_accuracy": round(report["metrics"]["test_accuracy"], 4),
         "fit_seconds": report["metrics"]["fit_seconds"],
         "longest_silence_seconds": round(silence, 2),
         "longest_silence_before": before_line,
+        # The "silent minute": from the last epoch's line to the next word of the job.
+        "after_last_epoch_seconds": round(stamps[last_epoch + 1][0] - stamps[last_epoch][0], 2),
         "load_average_before": load_before,
     }
 

@@ -111,5 +111,5 @@ def test_training_benchmark_curve_and_job(mnist_npz: Path, tmp_path: Path) -> No
     assert set(results["mnist"]["seconds_to_accuracy"]) == {"97.0%", "98.0%", "98.5%", "99.0%"}
     [run] = results["mnist_job"]["runs"]
     assert run["wall_seconds"] > run["fit_seconds"] > 0 and 0.5 < run["test_accuracy"] <= 1
-    # Every step of the job speaks up: no silent minute after the last epoch.
-    assert run["longest_silence_seconds"] < 20, run
+    # No silent minute after the last epoch: the job says it is scoring (a few seconds on a busy machine).
+    assert run["after_last_epoch_seconds"] < 10, run
