@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 MODELS ?= models
 PORT ?= 8080
+GRPC_PORT ?= 8500
+REST_PORT ?= 8501
 MNIST_NPZ := $(SHARED_DATA)/mnist/mnist-5k-train-10k-test.npz
 NAB_TRAIN := $(SHARED_DATA)/nab/data/artificialNoAnomaly/art_daily_small_noise.csv
 # With the shared data present, quick models train on it (offline); otherwise MNIST downloads with Keras and the
@@ -27,7 +29,7 @@ models: venv
 	$(BIN)/python -m training all --quick --if-missing --out $(MODELS) $(TRAIN_DATA)
 
 run: models
-	$(BIN)/python -m serving.stack --models $(MODELS) --port $(PORT)
+	$(BIN)/python -m serving.stack --models $(MODELS) --port $(PORT) --grpc-port $(GRPC_PORT) --rest-port $(REST_PORT)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -6,7 +6,8 @@ the digit, paper tone with a linear gradient and a soft shadow, blur, sensor noi
 (quality 30-95), a grayscale PNG or a transparent canvas export (ink only, alpha elsewhere 0). The random draws
 come from one `numpy.random.Generator`, so a seed fixes a whole set.
 
-Used by `python -m bench.photos` (accuracy on photos against the same digits as clean PNGs) and the tests.
+Used by `python -m bench.photo_accuracy` (accuracy on photos against the same digits as clean PNGs) and the
+tests.
 """
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         # Checked first: a stack already running answers the readiness checks below, so starting a second one
         # would print the "ready" banner for the other stack and then fail to bind.
         print(
-            f"{busy}\nstop it (another `make run`?) or choose other ports: make run PORT=8081, or "
-            "python -m serving.stack --port P --grpc-port G --rest-port R",
+            f"{busy}\nstop it (another `make run`?) or choose other ports: make run PORT=8081 GRPC_PORT=8510 "
+            "REST_PORT=8511, or python -m serving.stack --port P --grpc-port G --rest-port R",
             file=sys.stderr,
         )
         return 2

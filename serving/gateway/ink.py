@@ -1,9 +1,9 @@
 """Two steps that make photos of digits look like MNIST's scans: an uneven paper's colour, and the stroke width.
 
 - `paper_surface`: the paper's colour at every pixel, as a smooth quadratic surface fitted to a frame along
-  the picture's edges with the ink left out (iteratively, by its distance from the fit). A photo's paper is lit unevenly: a gradient
-  across the sheet, a soft shadow, a vignette. One paper colour for the whole picture turns the darker side of
-  the sheet into "ink"; the surface follows it.
+  the picture's edges with the ink left out (iteratively, by its distance from the fit). A photo's paper is lit
+  unevenly: a gradient across the sheet, a soft shadow, a vignette. One paper colour for the whole picture turns
+  the darker side of the sheet into "ink"; the surface follows it.
 - `normalise_stroke`: pens, markers and pencils draw strokes from a quarter to twice MNIST's width relative to
   the digit's size. The width is estimated from the ink's area and outline (a stroke of length L and width w
   has area wL and outline about 2L) and brought back into MNIST's usual range by grey-level erosion or
