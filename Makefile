@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 MODELS ?= models
 PORT ?= 8080
+GRPC_PORT ?= 8500
+REST_PORT ?= 8501
 MNIST_NPZ := $(SHARED_DATA)/mnist/mnist-5k-train-10k-test.npz
 NAB_TRAIN := $(SHARED_DATA)/nab/data/artificialNoAnomaly/art_daily_small_noise.csv
 # With the shared data present, quick models train on it (offline); otherwise MNIST downloads with Keras and the
 # anomaly model learns from the built-in synthetic sensors.
 TRAIN_DATA := $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(if $(wildcard $(NAB_TRAIN)),--anomaly-data $(NAB_TRAIN))
 
-.PHONY: venv models run test lint protos bench bench-train bench-nab secrets
+.PHONY: venv models run test lint protos bench bench-train bench-nab bench-photos secrets
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +29,7 @@ models: venv
 	$(BIN)/python -m training all --quick --if-missing --out $(MODELS) $(TRAIN_DATA)
 
 run: models
-	$(BIN)/python -m serving.stack --models $(MODELS) --port $(PORT)
+	$(BIN)/python -m serving.stack --models $(MODELS) --port $(PORT) --grpc-port $(GRPC_PORT) --rest-port $(REST_PORT)
 
 # Files docker-compose.yml mounts as secrets: an API key named "web" (printed once: keep it) and Grafana's admin
 # password. Existing files are kept. Add or rotate keys with `python -m serving.gateway.apikeys` (docs/security.md).
@@ -57,3 +59,7 @@ bench-train: venv
 # local stack, scored with NAB's rules (bench/nab/). About 10 minutes on 2 cores; results in bench-results/nab/.
 bench-nab: venv
 	$(BIN)/python -m bench.nab --nab $(SHARED_DATA)/nab --out bench-results/nab $(BENCH_ARGS)
+
+# Photo-like digits vs clean PNGs, with each training and preprocessing lever measured on its own.
+bench-photos: venv
+	$(BIN)/python -m bench.photo_accuracy $(if $(wildcard $(MNIST_NPZ)),--data $(MNIST_NPZ)) $(BENCH_ARGS)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from client.errors import GatewayError, GatewayUnavailable
 from client.gateway import MAX_BATCH, GatewayClient
-from client.tables import table, to_json, when
+from client.tables import number, table, to_json, when
 
 DEFAULT_URL = "http://localhost:8080"
 PROGRESS_MIN_FILES = 10
@@ -31,25 +31,20 @@ def cmd_predict(client: GatewayClient, args: argparse.Namespace) -> int:
         predictions = client.predict_digits(paths, batch_size=args.batch_size, progress=bar.update)
     if args.json:
         pairs = zip(paths, predictions, strict=True)
-        print(to_json([{"image": str(path), **vars_of(pred)} for path, pred in pairs]))
+        print(to_json([{"image": str(path), **vars(pred)} for path, pred in pairs]))
         return EXIT_OK
     rows = []
     for path, pred in zip(paths, predictions, strict=True):
         ranked = sorted(range(10), key=lambda d: pred.probabilities[d], reverse=True)
         runner_up = ranked[1] if ranked[0] == pred.digit else ranked[0]
-        rows.append((path, pred.digit, f"{pred.confidence:.3f}", f"{runner_up} ({pred.probabilities[runner_up]:.3f})"))
+        rows.append(
+            (path, pred.digit, number(pred.confidence), f"{runner_up} ({number(pred.probabilities[runner_up])})")
+        )
     print(table(("IMAGE", "DIGIT", "CONFIDENCE", "NEXT BEST"), rows))
     if predictions:
         model = predictions[0].model
         print(f"model {model.name} v{model.version}")
     return EXIT_OK
-
-
-def vars_of(prediction: object) -> dict[str, object]:
-    """A prediction's fields without its model reference (repeated per image otherwise)."""
-    fields = dict(vars(prediction))
-    fields.pop("model", None)
-    return fields
 
 
 def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
@@ -66,15 +61,17 @@ def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
         print(to_json(result))
         return EXIT_OK
     scored = sum(p.score is not None for p in result.points)
-    print(f"{args.csv}: {len(result.points)} points, {scored} scored, threshold {result.threshold:.6g}, "
-          f"model {result.model.name} v{result.model.version}")
+    print(
+        f"{args.csv}: {len(result.points)} points, {scored} scored, threshold {number(result.threshold)}, "
+        f"model {result.model.name} v{result.model.version}"
+    )
     print(f"{len(result.anomalies)} event(s)")
     if result.anomalies:
         print(
             table(
                 ("START", "END", "POINTS", "PEAK SCORE", "PEAK AT"),
                 [
-                    (when(a.start), when(a.end), a.points, f"{a.peak_score:.4g}", when(a.peak_at))
+                    (when(a.start), when(a.end), a.points, number(a.peak_score), when(a.peak_at))
                     for a in result.anomalies
                 ],
             )

@@ -1,4 +1,4 @@
-"""Draw a scored series: values with anomalous segments shaded, the score and threshold beneath.
+"""Draw a scored series: values with events shaded, the surprise -log10(1 - score) and threshold beneath.
 
 Imports matplotlib (Agg backend, no display needed); only `--plot` loads this module.
 """

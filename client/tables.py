@@ -18,11 +18,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def to_json(value: Any) -> str:
-    """Dataclasses (nested), lists and dicts as indented JSON, datetimes in ISO 8601."""
+    """Dataclasses (nested), lists and dicts as indented JSON, datetimes as the API writes them."""
 
     def default(obj: Any) -> Any:
         if isinstance(obj, datetime):
-            return obj.isoformat()
+            return when(obj)
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             return dataclasses.asdict(obj)
         raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
@@ -31,5 +31,11 @@ def to_json(value: Any) -> str:
 
 
 def when(moment: datetime) -> str:
-    """A timestamp for a table cell."""
-    return moment.isoformat(sep=" ")
+    """A timestamp for a table cell, written as the API writes it: ISO 8601 with `T`, UTC as `Z`."""
+    text = moment.isoformat()
+    return text[: -len("+00:00")] + "Z" if text.endswith("+00:00") else text
+
+
+def number(value: float) -> str:
+    """A number as the API sent it: the shortest text that reads back as the same float (0.9999, not 1)."""
+    return repr(float(value))

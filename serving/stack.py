@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from serving.ports import busy_ports_message
 from serving.proxy.local import nginx_binary, proxy_command
 from serving.supervisor import Child, supervise
 
@@ -50,7 +51,8 @@ def model_available(rest_url: str, name: str) -> bool:
 
 def wait_until(check, process: subprocess.Popen, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    while not check():
+    # Our process must be alive before a passing check counts: the check could reach someone else's server.
+    while process.poll() is not None or not check():
         if process.poll() is not None:
             raise SystemExit(f"{what} exited with code {process.returncode}")
         if time.monotonic() > deadline:
@@ -60,6 +62,18 @@ def wait_until(check, process: subprocess.Popen, timeout: float, what: str) -> N
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    busy = busy_ports_message(
+        {"gateway HTTP": args.port, "model server gRPC": args.grpc_port, "model server REST": args.rest_port}
+    )
+    if busy:
+        # Checked first: a stack already running answers the readiness checks below, so starting a second one
+        # would print the "ready" banner for the other stack and then fail to bind.
+        print(
+            f"{busy}\nstop it (another `make run`?) or choose other ports: make run PORT=8081 GRPC_PORT=8510 "
+            "REST_PORT=8511, or python -m serving.stack --port P --grpc-port G --rest-port R",
+            file=sys.stderr,
+        )
+        return 2
     missing = [name for name in MODELS if not any((args.models / name).glob("[0-9]*"))]
     if missing:
         print(f"no versions of {', '.join(missing)} under {args.models}/: run `make models` first", file=sys.stderr)

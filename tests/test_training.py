@@ -246,7 +246,10 @@ def test_bad_csv_gives_one_clear_error(tmp_path: Path, name: str) -> None:
     path.write_text(text, errors="surrogateescape")
     result = subprocess.run(
         python_module("training", "anomaly", "--data", str(path), "--out", str(tmp_path / "m"), "--epochs", "1"),
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -260,7 +263,10 @@ def test_if_missing_skips_existing_models(tmp_path: Path) -> None:
     publish_version(tmp_path / "anomaly", lambda p: (p / "a").write_text("1"))
     result = subprocess.run(
         python_module("training", "all", "--if-missing", "--out", str(tmp_path)),
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("already in") == 2
@@ -272,7 +278,9 @@ def test_saved_model_cli_shows_named_signature(trained_models: Path) -> None:
     cli = Path(sys.executable).with_name("saved_model_cli")
     result = subprocess.run(
         [str(cli), "show", "--dir", str(latest(trained_models, "mnist")), "--all"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "signature_def['serving_default']" in result.stdout
@@ -298,3 +306,26 @@ def test_cpu_training_is_deterministic_with_a_seed() -> None:
     assert threshold_a == threshold_b
     for a, b in zip(weights_a, weights_b, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_offline_download_is_one_error_line_naming_the_local_data_flags(tmp_path: Path) -> None:
+    """No network (every request goes to a closed proxy port) and no cached copy: one `error:` line, exit 1."""
+    offline = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    offline |= {name: "http://127.0.0.1:9" for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
+    offline.pop("no_proxy", None)
+    offline.pop("NO_PROXY", None)
+    done = subprocess.run(
+        python_module("training", "all", "--quick", "--out", str(tmp_path / "models")),
+        cwd=REPO_ROOT,
+        env=offline,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert "could not download MNIST" in errors[0]
+    assert "--mnist-data" in errors[0] and "--data" in errors[0]
+    assert not (tmp_path / "models" / "mnist").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from training.export import existing_versions
 from training.mnist_data import DataError
+from training.mnist_model import MnistParams
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -21,9 +22,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "TensorFlow Serving versions (models/<name>/<version>/). Uses every visible GPU, else the CPU.",
     )
     parser.add_argument("model", choices=["mnist", "anomaly", "all"])
-    parser.add_argument(
-        "--out", type=Path, default=Path("models"), help="model root folder (default: models)"
-    )
+    parser.add_argument("--out", type=Path, default=Path("models"), help="model root folder (default: models)")
     parser.add_argument(
         "--data",
         help="mnist: a Keras-format .npz or a folder with the four IDX .gz files (default: download with Keras); "
@@ -31,10 +30,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--mnist-data", help="with 'all': the MNIST data (as --data for mnist)")
     parser.add_argument("--anomaly-data", help="with 'all': the sensor CSV (as --data for anomaly)")
-    parser.add_argument("--epochs", type=int, help="training epochs (default: 12 mnist, 30 anomaly)")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="random seed; CPU runs are deterministic (default 0)"
-    )
+    parser.add_argument("--epochs", type=int, help=f"training epochs (default: {MnistParams.epochs} mnist, 30 anomaly)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; CPU runs are deterministic (default 0)")
     parser.add_argument("--quick", action="store_true", help="fewer epochs: a usable model in about a minute")
     parser.add_argument(
         "--name", help="anomaly: the model's name (default 'anomaly'); a --data folder names each model after its file"
@@ -106,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] versions {existing_versions(path)} already in {path}; skipped")
     if not todo:
         return 0
+    print("loading TensorFlow ...", flush=True)  # several seconds on a busy CPU
     from training.devices import seed_everything, setup_devices
 
     seed_everything(args.seed)

@@ -60,10 +60,7 @@ def load_mnist(data: str | None) -> MnistData:
     A folder may lack the training files (the official test set alone is not enough to train): that is an error.
     """
     if data is None:
-        import keras
-
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-        return _checked(x_train, y_train, x_test, y_test, "keras.datasets.mnist")
+        return _download()
     path = Path(data)
     if path.is_dir():
         missing = [name for name in IDX_FILES.values() if not (path / name).exists()]
@@ -83,14 +80,28 @@ def load_mnist(data: str | None) -> MnistData:
     return _checked(**arrays, source=str(path))
 
 
+def _download() -> MnistData:
+    """The official set through Keras' download (cached in ~/.keras/datasets); offline, one clear DataError."""
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as exc:  # Keras wraps every network failure in a bare Exception
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"could not download MNIST with Keras ({reason}); pass local data instead: --data (with 'mnist') or "
+            "--mnist-data (with 'all') FILE.npz (Keras' mnist.npz layout) or a folder with the four IDX .gz files, "
+            "e.g. ../shared/data/mnist/mnist-5k-train-10k-test.npz"
+        ) from None
+    return _checked(x_train, y_train, x_test, y_test, "keras.datasets.mnist")
+
+
 def _checked(
     x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, source: str
 ) -> MnistData:
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y) or len(x) == 0:
-            raise DataError(
-                f"{source}: {name} images must be [n, 28, 28] with n labels, got {x.shape}, {y.shape}"
-            )
+            raise DataError(f"{source}: {name} images must be [n, 28, 28] with n labels, got {x.shape}, {y.shape}")
     return MnistData(
         x_train.astype(np.uint8),
         y_train.astype(np.uint8),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from serving.gateway.errors import ApiError
+from serving.gateway.ink import normalise_stroke, paper_surface
 
 MNIST_SIDE = 28
 DIGIT_BOX = 20
@@ -31,6 +33,10 @@ DARK_BACKGROUND_MAX = 32
 # Share of the ink's mass ignored on each side when finding its bounding box, so that a speck of
 # dust far from the digit does not stretch the crop.
 BBOX_MASS_TRIM = 0.002
+# Only ink at least this strong (of the strongest, after the noise floor) sets the bounding box: a photo's
+# faint leftovers of paper texture, shadow edges and JPEG ringing are spread over far more pixels than a speck
+# of dust and would otherwise stretch it.
+BBOX_MIN_INK = 0.2
 # Faint ink below this share of the strongest ink is background (paper texture, JPEG ringing).
 NOISE_FLOOR_SHARE = 0.05
 # Larger pictures are box-reduced by an integer factor to about this many pixels before the ink is
@@ -53,7 +59,8 @@ def decode_image(data: bytes, max_pixels: int = 4_000_000) -> Image.Image:
         raise ApiError(413, "image_too_large", f"the image has too many pixels (limit {max_pixels})") from exc
     except UnidentifiedImageError as exc:
         raise ApiError(
-            415, "unsupported_image_format",
+            415,
+            "unsupported_image_format",
             f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)})",
         ) from exc
     except Exception as exc:  # Pillow raises many types for malformed headers
@@ -61,7 +68,8 @@ def decode_image(data: bytes, max_pixels: int = 4_000_000) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise ApiError(
-            413, "image_too_large",
+            413,
+            "image_too_large",
             f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
         )
     try:
@@ -74,7 +82,21 @@ def decode_image(data: bytes, max_pixels: int = 4_000_000) -> Image.Image:
     return image
 
 
-def image_to_mnist(image: Image.Image) -> np.ndarray:
+@dataclass(frozen=True)
+class PhotoSteps:
+    """The steps for photos and scans beyond MNIST's own procedure (serving/gateway/ink.py).
+
+    The gateway runs all of them; `python -m bench.photo_accuracy` switches each off alone to measure its gain.
+    """
+
+    adaptive_background: bool = True
+    stroke_normalisation: bool = True
+
+
+ALL_STEPS = PhotoSteps()
+
+
+def image_to_mnist(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> np.ndarray:
     """An MNIST-style digit (uint8, (28, 28), ink high) from any picture of one digit.
 
     A picture that already is one (28x28 grayscale on a dark background) is returned unchanged.
@@ -85,10 +107,11 @@ def image_to_mnist(image: Image.Image) -> np.ndarray:
         if digit.max() < MIN_INK_CONTRAST:
             raise ApiError(422, "blank_image", "the image holds no ink (it is blank)")
         return digit
-    ink = _ink_strength(_flatten(image))
-    ink = _remove_background(ink)
-    top, bottom, left, right = _ink_bounding_box(ink)
-    digit = _fit_in_box(ink[top:bottom, left:right])
+    ink, paper_noise = _ink_strength(_flatten(image), steps.adaptive_background)
+    ink = _remove_background(ink, paper_noise)
+    top, bottom, left, right = _ink_bounding_box(np.where(ink >= BBOX_MIN_INK, ink, 0.0))
+    crop = ink[top:bottom, left:right]
+    digit = _fit_in_box(normalise_stroke(crop) if steps.stroke_normalisation else crop)
     return _centre_by_mass(digit)
 
 
@@ -102,14 +125,10 @@ def pixels_to_mnist(pixels: object) -> np.ndarray:
         raise ApiError(422, "invalid_pixels", f"pixels must be a list of 28 rows; got {_describe(pixels)}")
     for i, row in enumerate(pixels):
         if not isinstance(row, list) or len(row) != MNIST_SIDE:
-            raise ApiError(
-                422, "invalid_pixels", f"pixels[{i}] must be a list of 28 numbers; got {_describe(row)}"
-            )
+            raise ApiError(422, "invalid_pixels", f"pixels[{i}] must be a list of 28 numbers; got {_describe(row)}")
         for j, value in enumerate(row):
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ApiError(
-                    422, "invalid_pixels", f"pixels[{i}][{j}] must be a number; got {_describe(value)}"
-                )
+                raise ApiError(422, "invalid_pixels", f"pixels[{i}][{j}] must be a number; got {_describe(value)}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ApiError(422, "invalid_pixels", f"pixels[{i}][{j}] is not finite ({value})")
             if not 0 <= value <= 255:
@@ -165,23 +184,34 @@ def _border_ring(values: np.ndarray) -> np.ndarray:
     return values[mask]
 
 
-def _ink_strength(pixels: np.ndarray) -> np.ndarray:
-    """[H, W] float32: how far each pixel is from the paper's colour (median of the border ring).
+def _ink_strength(pixels: np.ndarray, adaptive: bool) -> tuple[np.ndarray, float]:
+    """[H, W] float32: how far each pixel is from the paper's colour; and the paper's median distance from it.
 
-    Measuring distance from the background, rather than darkness, handles dark ink on light paper
-    (the usual photo: inverted), light ink on dark paper (MNIST itself) and coloured ink alike.
+    The paper's colour is a smooth surface fitted around the ink (`adaptive`; its own pixels give the noise) or
+    the median of the border ring (the ring's median distance is the noise: it stays paper even where the ink
+    runs into the edge). Measuring distance from the background, rather than darkness, handles dark ink on
+    light paper (the usual photo: inverted), light ink on dark paper (MNIST itself) and coloured ink alike.
     """
-    background = np.median(_border_ring(pixels), axis=0)
+    if adaptive:
+        background, noise = paper_surface(pixels)
+        return _distance(pixels, background), noise
+    ink = _distance(pixels, np.median(_border_ring(pixels), axis=0))
+    return ink, float(np.median(_border_ring(ink)))
+
+
+def _distance(pixels: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """[H, W]: the largest per-channel distance of each pixel from the background."""
     distance = np.abs(pixels - background)
     return distance.max(axis=2) if distance.ndim == 3 else distance
 
 
-def _remove_background(ink: np.ndarray) -> np.ndarray:
-    """Ink scaled to 0..1 with the noise floor subtracted; 422 when nothing stands out from it."""
+def _remove_background(ink: np.ndarray, paper_noise: float) -> np.ndarray:
+    """Ink scaled to 0..1 with the noise floor subtracted; 422 when nothing stands out from it.
+
+    For Gaussian noise of spread s the paper's median distance is 0.67 s, so the floor sits near 2.7 s.
+    """
     peak = float(ink.max())
-    # Paper noise from the border ring: its median stays paper even where the ink runs into the edge.
-    # For Gaussian noise of spread s the median distance is 0.67 s, so the floor sits near 2.7 s.
-    noise = 4.0 * float(np.median(_border_ring(ink)))
+    noise = 4.0 * paper_noise
     if peak < MIN_INK_CONTRAST or peak < 2.0 * noise:
         raise ApiError(422, "blank_image", "the image holds no ink that stands out from the background")
     floor = max(noise, NOISE_FLOOR_SHARE * peak)
@@ -228,5 +258,5 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     top = min(max(math.floor(MNIST_CENTRE - row_centre + 0.5), 0), MNIST_SIDE - height)
     left = min(max(math.floor(MNIST_CENTRE - col_centre + 0.5), 0), MNIST_SIDE - width)
     canvas = np.zeros((MNIST_SIDE, MNIST_SIDE), dtype=np.float32)
-    canvas[top:top + height, left:left + width] = digit
+    canvas[top : top + height, left : left + width] = digit
     return np.rint(canvas * 255.0).astype(np.uint8)

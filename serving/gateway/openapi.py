@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from serving.gateway.config import GatewayConfig
+from serving.gateway.curl_examples import code_samples
 
 JSON = "application/json"
 REF = "#/components/schemas/"
@@ -46,22 +47,27 @@ def _errors(*statuses: int) -> dict[str, Any]:
 def _schemas(config: GatewayConfig) -> dict[str, Any]:
     probability = {"type": "number", "minimum": 0, "maximum": 1}
     unit_or_null = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
-    timestamp = {"oneOf": [{"type": "string", "description": "ISO 8601 (UTC when no offset is given)"},
-                           {"type": "number", "description": "seconds since 1970-01-01 UTC"}]}
-    sensor_values = {"type": "array", "maxItems": config.max_series_points,
-                     "items": {"type": ["number", "null"]}}
+    timestamp = {
+        "oneOf": [
+            {"type": "string", "description": "ISO 8601 (UTC when no offset is given)"},
+            {"type": "number", "description": "seconds since 1970-01-01 UTC"},
+        ]
+    }
+    sensor_values = {"type": "array", "maxItems": config.max_series_points, "items": {"type": ["number", "null"]}}
     return {
         "Error": {
             "type": "object",
             "required": ["error"],
-            "properties": {"error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string", "description": "stable machine-readable code"},
-                    "message": {"type": "string", "description": "what went wrong, for humans"},
-                },
-            }},
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "description": "stable machine-readable code"},
+                        "message": {"type": "string", "description": "what went wrong, for humans"},
+                    },
+                }
+            },
         },
         "ModelRef": {
             "type": "object",
@@ -76,18 +82,30 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
             "properties": {
                 "b64": {"type": "string", "description": "base64 PNG/JPEG/... file, or a data: URL"},
                 "pixels": {
-                    "type": "array", "minItems": 28, "maxItems": 28,
+                    "type": "array",
+                    "minItems": 28,
+                    "maxItems": 28,
                     "description": "28 rows of 28 numbers, 0..255 (or 0..1), white ink on black, centred",
-                    "items": {"type": "array", "minItems": 28, "maxItems": 28,
-                              "items": {"type": "number", "minimum": 0, "maximum": 255}},
+                    "items": {
+                        "type": "array",
+                        "minItems": 28,
+                        "maxItems": 28,
+                        "items": {"type": "number", "minimum": 0, "maximum": 255},
+                    },
                 },
             },
         },
         "DigitsJsonRequest": {
             "type": "object",
             "required": ["instances"],
-            "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": config.max_images,
-                                         "items": _ref("DigitInstance")}},
+            "properties": {
+                "instances": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": config.max_images,
+                    "items": _ref("DigitInstance"),
+                }
+            },
         },
         "DigitPrediction": {
             "type": "object",
@@ -102,8 +120,11 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
             "type": "object",
             "required": ["predictions", "model"],
             "properties": {
-                "predictions": {"type": "array", "items": _ref("DigitPrediction"),
-                                "description": "one per image, in request order"},
+                "predictions": {
+                    "type": "array",
+                    "items": _ref("DigitPrediction"),
+                    "description": "one per image, in request order",
+                },
                 "model": _ref("ModelRef"),
             },
         },
@@ -179,39 +200,50 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
             "required": ["ready", "models"],
             "properties": {
                 "ready": {"type": "boolean"},
-                "models": {"type": "object", "additionalProperties": {
+                "models": {
                     "type": "object",
-                    "required": ["ready", "available_versions", "reason"],
-                    "properties": {
-                        "ready": {"type": "boolean"},
-                        "available_versions": {"type": "array", "items": {"type": "integer"}},
-                        "reason": {"type": ["string", "null"]},
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["ready", "available_versions", "reason"],
+                        "properties": {
+                            "ready": {"type": "boolean"},
+                            "available_versions": {"type": "array", "items": {"type": "integer"}},
+                            "reason": {"type": ["string", "null"]},
+                        },
                     },
-                }},
+                },
                 "error": _ref("Error/properties/error"),
             },
         },
         "ModelsResponse": {
             "type": "object",
             "required": ["models"],
-            "properties": {"models": {"type": "array", "items": {
-                "type": "object",
-                "required": ["name", "role", "versions"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "role": {"enum": ["digits", "anomaly"]},
-                    "error": {"type": "string"},
-                    "versions": {"type": "array", "items": {
+            "properties": {
+                "models": {
+                    "type": "array",
+                    "items": {
                         "type": "object",
-                        "required": ["version", "state", "error"],
+                        "required": ["name", "role", "versions"],
                         "properties": {
-                            "version": {"type": "integer"},
-                            "state": {"enum": list(MODEL_STATES)},
-                            "error": {"type": ["string", "null"]},
+                            "name": {"type": "string"},
+                            "role": {"enum": ["digits", "anomaly"]},
+                            "error": {"type": "string"},
+                            "versions": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["version", "state", "error"],
+                                    "properties": {
+                                        "version": {"type": "integer"},
+                                        "state": {"enum": list(MODEL_STATES)},
+                                        "error": {"type": ["string", "null"]},
+                                    },
+                                },
+                            },
                         },
-                    }},
-                },
-            }}},
+                    },
+                }
+            },
         },
     }
 
@@ -228,22 +260,40 @@ def _digits_operation(config: GatewayConfig) -> dict[str, Any]:
             "against the paper's colour, cropped, fitted in 20x20, centred by mass in 28x28)."
         ),
         "tags": ["digits"],
-        "requestBody": {"required": True, "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["image"],
-                "properties": {"image": {"type": "array", "items": binary, "minItems": 1,
-                                         "maxItems": config.max_images}},
-            }},
-            "image/png": {"schema": binary},
-            "image/jpeg": {"schema": binary},
-            JSON: {"schema": _ref("DigitsJsonRequest")},
-        }},
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image"],
+                        "properties": {
+                            "image": {"type": "array", "items": binary, "minItems": 1, "maxItems": config.max_images}
+                        },
+                    }
+                },
+                "image/png": {"schema": binary},
+                "image/jpeg": {"schema": binary},
+                JSON: {"schema": _ref("DigitsJsonRequest")},
+            },
+        },
         "responses": {
-            "200": {"description": "One prediction per image.", "content": _json_content(
-                _ref("DigitsResponse"),
-                {"predictions": [{"digit": 7, "confidence": 0.998, "probabilities":
-                                  [0, 0, 0.001, 0, 0, 0, 0, 0.998, 0, 0.001]}],
-                 "model": {"name": config.mnist_model, "version": 1}})},
+            "200": {
+                "description": "One prediction per image.",
+                "content": _json_content(
+                    _ref("DigitsResponse"),
+                    {
+                        "predictions": [
+                            {
+                                "digit": 7,
+                                "confidence": 0.998,
+                                "probabilities": [0, 0, 0.001, 0, 0, 0, 0, 0.998, 0, 0.001],
+                            }
+                        ],
+                        "model": {"name": config.mnist_model, "version": 1},
+                    },
+                ),
+            },
             **_errors(400, 413, 415, 422, 503, 504),
         },
     }
@@ -275,19 +325,32 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
             {"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
              "description": "the asset's anomaly model (default: anomaly); unknown names are 404"},
         ],
-        "requestBody": {"required": True, "content": {
-            JSON: {"schema": _ref("SeriesJsonRequest"), "example": {
-                "timestamps": ["2014-04-01T00:00:00Z", "2014-04-01T00:05:00Z"], "values": [20.1, 21.3]}},
-            "text/csv": {"schema": {"type": "string"},
-                         "example": "timestamp,value\n2014-04-01 00:00:00,20.1\n2014-04-01 00:05:00,21.3\n"},
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"},
-                               "threshold": unit_param, "sensitivity": unit_param},
-            }},
-        }},
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": _ref("SeriesJsonRequest"),
+                    "example": {"timestamps": ["2014-04-01T00:00:00Z", "2014-04-01T00:05:00Z"], "values": [20.1, 21.3]},
+                },
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "timestamp,value\n2014-04-01 00:00:00,20.1\n2014-04-01 00:05:00,21.3\n",
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "threshold": unit_param,
+                            "sensitivity": unit_param,
+                        },
+                    }
+                },
+            },
+        },
         "responses": {
-            "200": {"description": "Scores per input point and anomalous segments.",
+            "200": {"description": "Scores per input point, events and outages.",
                     "content": _json_content(_ref("AnomalyResponse"))},
             **_errors(400, 404, 413, 415, 422, 503, 504),
         },
@@ -296,57 +359,97 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
 
 def _page(operation_id: str, summary: str) -> dict[str, Any]:
     html = {"text/html": {"schema": {"type": "string"}}}
-    return {"get": {"tags": ["pages"], "operationId": operation_id, "summary": summary,
-                    "responses": {"200": {"description": "An HTML page (strict Content-Security-Policy).",
-                                          "content": html}}}}
+    return {
+        "get": {
+            "tags": ["pages"],
+            "operationId": operation_id,
+            "summary": summary,
+            "responses": {"200": {"description": "An HTML page (strict Content-Security-Policy).", "content": html}},
+        }
+    }
 
 
 def openapi_document(config: GatewayConfig) -> dict[str, Any]:
     plain_get = {"tags": ["operations"]}
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": "Digits and sensors gateway",
             "version": "1.0.0",
             "description": (
                 "HTTP/JSON front of the `mnist` digit classifier and the `anomaly` sensor model served by "
-                "TensorFlow Serving. Every error is `{\"error\": {\"code\", \"message\"}}`."
+                'TensorFlow Serving. Every error is `{"error": {"code", "message"}}`.'
             ),
         },
         "tags": [{"name": "digits"}, {"name": "anomaly"}, {"name": "operations"}, {"name": "pages"}],
         "paths": {
             "/v1/digits:predict": {"post": _digits_operation(config)},
             "/v1/anomaly:score": {"post": _anomaly_operation(config)},
-            "/v1/models": {"get": {
-                **plain_get, "operationId": "listModels", "summary": "Models and versions upstream",
-                "responses": {"200": {"description": "Every configured model with its versions' states.",
-                                      "content": _json_content(_ref("ModelsResponse"))},
-                              **_errors(503, 504)},
-            }},
-            "/healthz": {"get": {
-                **plain_get, "operationId": "healthz", "summary": "Liveness (the gateway answers)",
-                "responses": {"200": {"description": "Alive.", "content": _json_content(_ref("Health"))}},
-            }},
-            "/readyz": {"get": {
-                **plain_get, "operationId": "readyz", "summary": "Readiness (every model AVAILABLE upstream)",
-                "responses": {
-                    "200": {"description": "Ready.", "content": _json_content(_ref("Readiness"))},
-                    "503": {"description": "Not ready; `error.message` and `models` say why.",
-                            "content": _json_content(_ref("Readiness"))},
-                },
-            }},
+            "/v1/models": {
+                "get": {
+                    **plain_get,
+                    "operationId": "listModels",
+                    "summary": "Models and versions upstream",
+                    "responses": {
+                        "200": {
+                            "description": "Every configured model with its versions' states.",
+                            "content": _json_content(_ref("ModelsResponse")),
+                        },
+                        **_errors(503, 504),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    **plain_get,
+                    "operationId": "healthz",
+                    "summary": "Liveness (the gateway answers)",
+                    "responses": {"200": {"description": "Alive.", "content": _json_content(_ref("Health"))}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    **plain_get,
+                    "operationId": "readyz",
+                    "summary": "Readiness (every model AVAILABLE upstream)",
+                    "responses": {
+                        "200": {"description": "Ready.", "content": _json_content(_ref("Readiness"))},
+                        "503": {
+                            "description": "Not ready; `error.message` and `models` say why.",
+                            "content": _json_content(_ref("Readiness")),
+                        },
+                    },
+                }
+            },
             "/": _page("webClient", "The web client (files under /static/)"),
             "/docs": _page("apiReference", "This reference, rendered from /openapi.json"),
-            "/openapi.json": {"get": {
-                "tags": ["pages"], "operationId": "openapiDocument", "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1 document.",
-                                      "content": _json_content({"type": "object"})}},
-            }},
-            "/metrics": {"get": {
-                **plain_get, "operationId": "metrics", "summary": "Prometheus metrics (text format)",
-                "responses": {"200": {"description": "Prometheus exposition format.",
-                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
-            }},
+            "/openapi.json": {
+                "get": {
+                    "tags": ["pages"],
+                    "operationId": "openapiDocument",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.1 document.", "content": _json_content({"type": "object"})}
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    **plain_get,
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics (text format)",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
         },
         "components": {"schemas": _schemas(config)},
     }
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            operation["x-codeSamples"] = code_samples(path)
+    return document

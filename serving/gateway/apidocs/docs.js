@@ -14,6 +14,32 @@ function element(tag, attributes, ...children) {
   return node;
 }
 
+// Descriptions use Markdown's inline code (`like this`): backticked runs become <code>, the rest stays text
+// (no HTML is ever parsed from the document).
+function richText(tag, attributes, text) {
+  const parts = String(text || "").split("`");
+  // An unmatched backtick leaves the last part as plain text.
+  return element(tag, attributes, ...parts.map((part, index) =>
+    index % 2 === 1 && index < parts.length - 1 ? element("code", {}, part) : part));
+}
+
+// JSON with arrays of plain values on one line: an example's ten probabilities read as one row, not ten.
+function compactJson(value, indent) {
+  const pad = "  ".repeat(indent);
+  if (Array.isArray(value)) {
+    if (value.every((item) => item === null || typeof item !== "object")) {
+      return `[${value.map((item) => JSON.stringify(item)).join(", ")}]`;
+    }
+    return `[\n${value.map((item) => `${pad}  ${compactJson(item, indent + 1)}`).join(",\n")}\n${pad}]`;
+  }
+  if (value !== null && typeof value === "object") {
+    const lines = Object.entries(value).map(([key, item]) =>
+      `${pad}  ${JSON.stringify(key)}: ${compactJson(item, indent + 1)}`);
+    return lines.length ? `{\n${lines.join(",\n")}\n${pad}}` : "{}";
+  }
+  return JSON.stringify(value);
+}
+
 function refName(ref) {
   return ref.replace("#/components/schemas/", "");
 }
@@ -51,7 +77,8 @@ function describe(schema, indent) {
     if (type === "object" && schema.properties) {
       const required = new Set(schema.required || []);
       const lines = Object.entries(schema.properties).map(([name, property]) => {
-        const note = property.description ? `  // ${property.description}` : "";
+        // The schema block is monospace already: Markdown's code marks are dropped, not shown.
+        const note = property.description ? `  // ${property.description.replaceAll("`", "")}` : "";
         const mark = required.has(name) ? "" : "?";
         return `${pad}  ${name}${mark}: ${describe(property, indent + 1)}${note}`;
       });
@@ -73,7 +100,7 @@ function parametersTable(parameters) {
     element("td", {}, element("code", {}, parameter.name)),
     element("td", {}, parameter.in),
     element("td", {}, describe(parameter.schema, 0)),
-    element("td", {}, parameter.description || "")));
+    richText("td", {}, parameter.description)));
   return element("table", {},
     element("thead", {}, element("tr", {}, ...["name", "in", "type", "meaning"].map((h) => element("th", {}, h)))),
     element("tbody", {}, ...rows));
@@ -84,7 +111,8 @@ function contentList(content) {
     element("p", {}, element("code", {}, mediaType)),
     schemaBlock(media.schema),
     media.example === undefined ? null
-      : element("div", { class: "schema" }, "Example: " + JSON.stringify(media.example, null, 2))));
+      : element("div", { class: "schema example" },
+        "Example: " + (typeof media.example === "string" ? media.example : compactJson(media.example, 0)))));
   return element("div", {}, ...items);
 }
 
@@ -93,7 +121,12 @@ function operationCard(path, method, operation) {
   const card = element("section", { class: "operation", id },
     element("h2", {}, element("span", { class: `method ${method}` }, method.toUpperCase()),
       element("code", {}, path), " ", operation.summary || ""),
-    operation.description ? element("p", { class: "description" }, operation.description) : null);
+    operation.description ? richText("p", { class: "description" }, operation.description) : null);
+  const samples = operation["x-codeSamples"] || [];
+  if (samples.length) {
+    card.append(element("h3", {}, "Try it with curl"),
+      ...samples.map((sample) => element("pre", { class: "sample" }, element("code", {}, sample.source))));
+  }
   if (operation.parameters && operation.parameters.length) {
     card.append(element("h3", {}, "Parameters"), parametersTable(operation.parameters));
   }
@@ -102,8 +135,9 @@ function operationCard(path, method, operation) {
   }
   card.append(element("h3", {}, "Responses"));
   for (const [status, response] of Object.entries(operation.responses || {})) {
-    card.append(element("p", {}, element("span", { class: "status" }, status), " ", response.description || ""),
-      contentList(response.content));
+    const line = richText("p", {}, ` ${response.description || ""}`);
+    line.prepend(element("span", { class: "status" }, status));
+    card.append(line, contentList(response.content));
   }
   return card;
 }
@@ -111,7 +145,8 @@ function operationCard(path, method, operation) {
 function render(spec) {
   document.title = `${spec.info.title} - API reference`;
   document.getElementById("title").textContent = spec.info.title;
-  document.getElementById("summary").textContent = `${spec.info.description || ""} (version ${spec.info.version})`;
+  document.getElementById("summary").replaceWith(
+    richText("p", { id: "summary" }, `${spec.info.description || ""} (version ${spec.info.version})`));
   const operations = document.getElementById("operations");
   const toc = element("ul", {});
   operations.replaceChildren();

@@ -1,0 +1,163 @@
+"""`python -m bench.photo_accuracy`: the digit classifier on photo-like pictures against the same digits as clean PNGs.
+
+Renders `--count` MNIST test digits as photo-like pictures (bench/photos.py), runs them through the gateway's own
+decoding and preprocessing (serving/gateway/images.py) and classifies them, next to the same digits as plain
+28x28 PNGs. Each lever is measured on its own: models trained with and without the ink augmentation (or the
+SavedModels given with --model), and every model under the full preprocessing and with each photo step switched
+off in turn. Writes bench-results/photos.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from bench.photos import FORMATS, clean_png, render_photo
+from serving.gateway.errors import ApiError
+from serving.gateway.images import ALL_STEPS, PhotoSteps, decode_image, image_to_mnist
+
+PREPROCESSING = {
+    "all steps": ALL_STEPS,
+    "without adaptive background": replace(ALL_STEPS, adaptive_background=False),
+    "without stroke normalisation": replace(ALL_STEPS, stroke_normalisation=False),
+    "MNIST procedure only": PhotoSteps(adaptive_background=False, stroke_normalisation=False),
+}
+TRAINED = ("quick", "quick without ink augmentation")
+TARGET_ACCURACY = 0.97
+TARGET_RATIO = 0.99
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.photo_accuracy", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", help="MNIST .npz or IDX folder (default: download with Keras)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="a SavedModel version folder (models/mnist/1) to measure instead of training the quick models; repeatable",
+    )
+    parser.add_argument("--count", type=int, default=2000, help="test digits rendered (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="picks the digits and draws the renderings")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/photos.json"))
+    args = parser.parse_args(argv)
+    if not 1 <= args.count <= 10_000:
+        parser.error("--count must be in 1..10000")
+    if any("=" not in spec for spec in args.model):
+        parser.error("--model takes NAME=DIR")
+    return args
+
+
+def preprocess_all(blobs: list[bytes], steps: PhotoSteps) -> tuple[np.ndarray, int, float]:
+    """uint8 [n, 28, 28] as the gateway makes them; a refused picture (422) becomes a blank digit.
+
+    Returns the digits, how many were refused and the mean milliseconds per picture.
+    """
+    digits = np.zeros((len(blobs), 28, 28), dtype=np.uint8)
+    refused = 0
+    started = time.perf_counter()
+    for i, blob in enumerate(blobs):
+        try:
+            digits[i] = image_to_mnist(decode_image(blob), steps)
+        except ApiError:
+            refused += 1
+    return digits, refused, 1000 * (time.perf_counter() - started) / len(blobs)
+
+
+def saved_model_classifier(path: str):
+    """uint8 [n, 28, 28] -> predicted digits, through the SavedModel's serving signature (as TF Serving runs it)."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    return lambda digits: serve(image=tf.constant(digits[..., np.newaxis]))["digit"].numpy()
+
+
+def train_quick_classifiers(data, seed: int) -> dict:
+    """The quick model (as `python -m training mnist --quick`) and the same without the ink augmentation."""
+    from training import mnist_model
+    from training.devices import seed_everything, setup_devices
+    from training.run_mnist import QUICK_MNIST_EPOCHS
+
+    devices = setup_devices(False)
+    classifiers = {}
+    for name in TRAINED:
+        seed_everything(seed)
+        params = mnist_model.MnistParams(epochs=QUICK_MNIST_EPOCHS, seed=seed)
+        if name != "quick":
+            params = replace(params, augmentation=replace(params.augmentation, ink=False))
+        model, _ = mnist_model.train(data, params, devices.strategy)
+        classifiers[name] = lambda digits, model=model: np.argmax(
+            model.predict(digits[..., np.newaxis].astype(np.float32), batch_size=500, verbose=0), axis=-1
+        )
+    return classifiers
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.mnist_data import load_mnist
+
+    data = load_mnist(args.data)
+    rng = np.random.default_rng(args.seed)
+    chosen = rng.choice(len(data.x_test), size=args.count, replace=False)
+    digits, labels = data.x_test[chosen], data.y_test[chosen].astype(np.int64)
+    rendered = [render_photo(digit, rng) for digit in digits]
+    photos, formats = [blob for blob, _ in rendered], np.array([style.fmt for _, style in rendered])
+    clean, _, _ = preprocess_all([clean_png(digit) for digit in digits], ALL_STEPS)
+    prepared = {name: preprocess_all(photos, steps) for name, steps in PREPROCESSING.items()}
+    if args.model:
+        classifiers = {name: saved_model_classifier(path) for name, path in (s.split("=", 1) for s in args.model)}
+    else:
+        classifiers = train_quick_classifiers(data, args.seed)
+    rows = []
+    for model_name, classify in classifiers.items():
+        clean_accuracy = float(np.mean(classify(clean) == labels))
+        for steps_name, (pictures, refused, ms) in prepared.items():
+            correct = classify(pictures) == labels
+            accuracy = float(np.mean(correct))
+            rows.append(
+                {
+                    "model": model_name,
+                    "preprocessing": steps_name,
+                    "steps": asdict(PREPROCESSING[steps_name]),
+                    "photo_accuracy": round(accuracy, 4),
+                    "clean_accuracy": round(clean_accuracy, 4),
+                    "ratio": round(accuracy / clean_accuracy, 4),
+                    "refused": refused,
+                    "preprocess_ms": round(ms, 2),
+                    "by_format": {fmt: round(float(np.mean(correct[formats == fmt])), 4) for fmt in FORMATS},
+                }
+            )
+    results = {
+        "data": data.source,
+        "count": args.count,
+        "seed": args.seed,
+        "rows": rows,
+        "targets": {"photo_accuracy": TARGET_ACCURACY, "ratio": TARGET_RATIO},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def print_table(results: dict) -> None:
+    print(f"\n{results['count']} MNIST test digits (seed {results['seed']}): photo-like pictures vs clean PNGs")
+    print(f"{'model':<34} {'preprocessing':<30} {'photo':>7} {'clean':>7} {'ratio':>6}  target")
+    for row in results["rows"]:
+        met = row["photo_accuracy"] >= TARGET_ACCURACY and row["ratio"] >= TARGET_RATIO
+        print(
+            f"{row['model']:<34} {row['preprocessing']:<30} {row['photo_accuracy']:>7.2%} "
+            f"{row['clean_accuracy']:>7.2%} {row['ratio']:>6.3f}  {'PASS' if met else 'MISS'}"
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""Photo-like digits: the generator varies what photos vary, and the real gateway reads them nearly as well as
+clean PNGs of the same digits; the training benchmarks run end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from bench.photos import FORMATS, clean_png, render_photo
+from tests.processes import REPO_ROOT, python_module
+
+PHOTO_SEED = 5  # not the benchmark's seed: the test set of pictures is not the one the work was measured on
+PHOTOS = 300
+BATCH = 50
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist_npz: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(mnist_npz) as data:
+        chosen = np.random.default_rng(PHOTO_SEED).choice(len(data["x_test"]), PHOTOS, replace=False)
+        return data["x_test"][chosen], data["y_test"][chosen].astype(int)
+
+
+def test_generator_varies_size_angle_stroke_blur_and_format(test_digits) -> None:
+    rng = np.random.default_rng(PHOTO_SEED)
+    rendered = [render_photo(digit, rng) for digit in test_digits[0][:120]]
+    styles = [style for _, style in rendered]
+    assert {style.fmt for style in styles} == set(FORMATS)
+    assert min(s.height for s in styles) >= 60 and max(s.height for s in styles) <= 360
+    assert min(s.angle for s in styles) < -6 and max(s.angle for s in styles) > 6
+    assert min(s.stroke for s in styles) < 0 < max(s.stroke for s in styles)
+    assert max(s.blur for s in styles) > 2 and min(s.blur for s in styles) < 0.5
+    for blob, style in rendered:
+        with Image.open(io.BytesIO(blob)) as image:
+            assert image.size == (style.width, style.height)
+            expected = {"jpeg": "RGB", "png-gray": "L", "png-transparent": "RGBA"}[style.fmt]
+            assert image.mode == expected
+
+
+def gateway_accuracy(url: str, blobs: list[bytes], labels: np.ndarray) -> float:
+    digits = []
+    for start in range(0, len(blobs), BATCH):
+        files = [("image", (f"{i}.img", blob)) for i, blob in enumerate(blobs[start : start + BATCH])]
+        answer = requests.post(f"{url}/v1/digits:predict", files=files, timeout=120)
+        assert answer.status_code == 200, answer.text
+        digits += [p["digit"] for p in answer.json()["predictions"]]
+    return float(np.mean(np.array(digits) == labels))
+
+
+@pytest.mark.slow
+def test_gateway_reads_photo_like_digits_nearly_as_well_as_clean_ones(gateway, test_digits) -> None:
+    digits, labels = test_digits
+    rng = np.random.default_rng(PHOTO_SEED)
+    photos = [render_photo(digit, rng)[0] for digit in digits]
+    clean = gateway_accuracy(gateway.url, [clean_png(digit) for digit in digits], labels)
+    photo = gateway_accuracy(gateway.url, photos, labels)
+    # The issue's targets are 97% and 0.99x clean on thousands of pictures; 300 pictures allow about +-1%.
+    assert photo >= 0.955 and photo >= 0.975 * clean, (photo, clean)
+
+
+@pytest.mark.slow
+def test_photo_benchmark_measures_every_lever(trained_models: Path, mnist_npz: Path, tmp_path: Path) -> None:
+    out = tmp_path / "photos.json"
+    model = f"quick={trained_models / 'mnist' / '1'}"
+    command = python_module(
+        "bench.photo_accuracy", "--data", str(mnist_npz), "--model", model, "--count", "60", "--out", str(out)
+    )
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["preprocessing"] for row in rows] == [
+        "all steps",
+        "without adaptive background",
+        "without stroke normalisation",
+        "MNIST procedure only",
+    ]
+    assert len({row["clean_accuracy"] for row in rows}) == 1 and rows[0]["clean_accuracy"] > 0.9
+    assert all(0 < row["photo_accuracy"] <= 1 and set(row["by_format"]) == set(FORMATS) for row in rows)
+    assert "PASS" in done.stdout or "MISS" in done.stdout
+
+
+@pytest.mark.slow
+def test_training_benchmark_curve_and_job(mnist_npz: Path, tmp_path: Path) -> None:
+    out = tmp_path / "train.json"
+    command = python_module(
+        "bench.train",
+        "--data",
+        str(mnist_npz),
+        "--epochs",
+        "2",
+        "--skip",
+        "anomaly",
+        "--job-runs",
+        "1",
+        "--out",
+        str(out),
+    )
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    epochs = results["mnist"]["epochs"]
+    assert [row["epoch"] for row in epochs] == [1, 2]
+    assert 0 < epochs[0]["train_seconds"] < epochs[1]["train_seconds"]
+    assert set(results["mnist"]["seconds_to_accuracy"]) == {"97.0%", "98.0%", "98.5%", "99.0%"}
+    [run] = results["mnist_job"]["runs"]
+    assert run["wall_seconds"] > run["fit_seconds"] > 0 and 0.5 < run["test_accuracy"] <= 1
+    # No silent minute after the last epoch: the job says it is scoring (a few seconds on a busy machine).
+    assert run["after_last_epoch_seconds"] < 10, run
