@@ -10,7 +10,8 @@ from tests.processes import REPO_ROOT
 from tests.test_k8s import build, pod_spec, workloads
 
 DEPLOY_DOC = REPO_ROOT / "docs" / "deploy.md"
-DOCKERFILES = (REPO_ROOT / "training" / "Dockerfile", REPO_ROOT / "serving" / "Dockerfile")
+DOCKERFILES = (REPO_ROOT / "training" / "Dockerfile", REPO_ROOT / "serving" / "Dockerfile",
+               REPO_ROOT / "serving" / "proxy" / "Dockerfile")
 BUILD_TAG = re.compile(r"docker build .*?-t (\S+) \.")
 OUR_IMAGES = "digits-sensors/"
 
@@ -42,6 +43,7 @@ def test_build_commands_tag_every_image_compose_and_kubernetes_run() -> None:
         "digits-sensors/training:0.1.0-cpu",
         "digits-sensors/training:0.1.0-gpu",
         "digits-sensors/gateway:0.1.0",
+        "digits-sensors/proxy:0.1.0",
     }
     assert built_tags(DEPLOY_DOC.read_text()) == expected
     assert set().union(*(built_tags(path.read_text()) for path in DOCKERFILES)) == expected
