@@ -111,6 +111,8 @@ def image_to_mnist(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> np.ndar
     ink = _remove_background(ink, paper_noise)
     top, bottom, left, right = _ink_bounding_box(np.where(ink >= BBOX_MIN_INK, ink, 0.0))
     crop = ink[top:bottom, left:right]
+    if crop.size == 0 or not np.isfinite(crop).all():  # a float image holding +-inf stretches to NaN
+        raise ApiError(422, "blank_image", "the image holds no measurable ink (are its pixel values finite?)")
     digit = _fit_in_box(normalise_stroke(crop) if steps.stroke_normalisation else crop)
     return _centre_by_mass(digit)
 
@@ -236,8 +238,6 @@ def _ink_bounding_box(ink: np.ndarray) -> tuple[int, int, int, int]:
 def _fit_in_box(ink: np.ndarray) -> np.ndarray:
     """Scale so the longest side is 20 px (aspect kept), area-averaging down, Lanczos up; max -> 1."""
     height, width = ink.shape
-    if height == 0 or width == 0 or not np.isfinite(ink).all():  # a float image holding +-inf stretches to NaN
-        raise ApiError(422, "blank_image", "the image holds no measurable ink (are its pixel values finite?)")
     scale = DIGIT_BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     method = Image.Resampling.BOX if scale < 1.0 else Image.Resampling.LANCZOS
