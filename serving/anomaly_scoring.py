@@ -145,12 +145,6 @@ def _erfc(values: np.ndarray) -> np.ndarray:
     return np.vectorize(math.erfc, otypes=[np.float64])(values)
 
 
-def surprise(scores: np.ndarray) -> np.ndarray:
-    """-log10(1 - score): the axis on which scores near 1 can be told apart (6 = one in a million)."""
-    with np.errstate(divide="ignore"):
-        return -np.log10(np.maximum(1.0 - np.asarray(scores, dtype=np.float64), 1e-12))
-
-
 @dataclass(frozen=True)
 class Event:
     """Grid positions of an event: where it opened (the alarm), its last flagged point and its peak."""

@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from training.anomaly_model import AnomalyParams
 from training.export import existing_versions
 from training.mnist_data import DataError
 from training.mnist_model import MnistParams
@@ -30,7 +31,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--mnist-data", help="with 'all': the MNIST data (as --data for mnist)")
     parser.add_argument("--anomaly-data", help="with 'all': the sensor CSV (as --data for anomaly)")
-    parser.add_argument("--epochs", type=int, help=f"training epochs (default: {MnistParams.epochs} mnist, 30 anomaly)")
+    parser.add_argument(
+        "--epochs", type=int,
+        help=f"training epochs (default: {MnistParams.epochs} mnist, {AnomalyParams.epochs} anomaly; --quick: fewer)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed; CPU runs are deterministic (default 0)")
     parser.add_argument("--quick", action="store_true", help="fewer epochs: a usable model in about a minute")
     parser.add_argument(

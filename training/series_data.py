@@ -39,13 +39,6 @@ class SensorSeries:
         digest.update(",".join(self.sensor_names).encode())
         return digest.hexdigest()
 
-    def head(self, points: int) -> SensorSeries:
-        """The first `points` grid points (the learning period)."""
-        parts = [(a, min(b, points)) for a, b in self.parts if a < points]
-        note = f"learning from the first {points} of {len(self.values)} grid points"
-        return SensorSeries(self.timestamps[:points], self.values[:points], parts, self.sensor_names,
-                            self.interval_seconds, self.source, [*self.notes, note])
-
     def segments(self, min_length: int) -> list[np.ndarray]:
         """The parts at least `min_length` long."""
         return [self.values[a:b] for a, b in self.parts if b - a >= min_length]
