@@ -24,6 +24,13 @@ def test_port_free_sees_a_listener() -> None:
     assert busy_ports_message({"gateway HTTP": port}) is None
 
 
+def start_stack(models: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """`python -m serving.stack` on `port` with free model-server ports, run to its exit."""
+    command = python_module("serving.stack", "--models", str(models), "--port", str(port),
+                            "--grpc-port", str(free_port()), "--rest-port", str(free_port()))
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+
+
 def test_second_stack_names_the_process_on_its_port(tmp_path: Path) -> None:
     port = free_port()
     other = ManagedProcess(
@@ -34,23 +41,7 @@ def test_second_stack_names_the_process_on_its_port(tmp_path: Path) -> None:
         timeout=30,
     )
     try:
-        done = subprocess.run(
-            python_module(
-                "serving.stack",
-                "--models",
-                str(tmp_path / "models"),
-                "--port",
-                str(port),
-                "--grpc-port",
-                str(free_port()),
-                "--rest-port",
-                str(free_port()),
-            ),
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = start_stack(tmp_path / "models", port)
     finally:
         other.stop()
     assert done.returncode == 2, done.stdout + done.stderr
@@ -61,22 +52,6 @@ def test_second_stack_names_the_process_on_its_port(tmp_path: Path) -> None:
 
 def test_free_ports_pass_the_check(tmp_path: Path) -> None:
     """With nothing on the ports, the stack goes on to its next check (here: no models yet)."""
-    done = subprocess.run(
-        python_module(
-            "serving.stack",
-            "--models",
-            str(tmp_path / "models"),
-            "--port",
-            str(free_port()),
-            "--grpc-port",
-            str(free_port()),
-            "--rest-port",
-            str(free_port()),
-        ),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = start_stack(tmp_path / "models", free_port())
     assert done.returncode == 2
     assert "in use" not in done.stderr and "run `make models` first" in done.stderr
