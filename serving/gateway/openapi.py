@@ -344,6 +344,7 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
                             "file": {"type": "string", "format": "binary"},
                             "threshold": unit_param,
                             "sensitivity": unit_param,
+                            "model": {"type": "string"},
                         },
                     }
                 },
