@@ -1,8 +1,9 @@
 """Sensor series from a request -> values on the anomaly model's regular grid, and back.
 
 Parsing (`parse_json_series`, `parse_csv_series`) checks types and turns timestamps into epoch
-seconds; `prepare_series` sorts, merges duplicates, resamples onto the model's interval and fills
-short gaps; `make_chunks` / `stitch` split a long grid into equal-length overlapping chunks for one
+seconds; `prepare_series` applies the duplicate policy and puts the readings on the model's grid with
+serving/series_grid.py (the training job's code too), whose long gaps split it into parts;
+`plan_chunks` / `chunk_windows` / `stitch` cut every part into equal-length overlapping chunks for one
 batched Predict call and put the outputs back together. Policies: docs/preprocessing.md.
 """
 
