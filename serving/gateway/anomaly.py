@@ -152,7 +152,7 @@ class AnomalyService:
         threshold = (anomaly_scoring.threshold_for(sensitivity) if scoring.threshold is None
                      else scoring.threshold)
         grid_scores = anomaly_scoring.adaptive_scores(grid["error"], info.score)
-        grid_flags = np.nan_to_num(grid_scores, nan=-1.0) > threshold
+        grid_flags = anomaly_scoring.flag_points(grid_scores, prepared.values, threshold)
         events = anomaly_scoring.group_events(grid_flags, grid_scores, info.score.event_gap_points)
         grid_alarms = np.zeros(len(grid_scores), dtype=bool)
         grid_alarms[[event.start for event in events]] = True
