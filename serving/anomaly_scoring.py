@@ -25,8 +25,9 @@ from being alarms, and it brings the flagged share closer to the promise (tests/
 
 A point is flagged when `score > 1 - alpha`, with `alpha = false_alarm_rate(sensitivity)` the share of
 normal points expected above the threshold, or when a reading leaves the range its series has shown so far
-by more than `RANGE_MARGIN` of that range (`beyond_range`): a value no forecast error can make ordinary. An event opens at a flagged point when no event opened in the
-`event_gap_points` before it; flags inside that while join the open event instead of raising new alarms.
+by more than `RANGE_MARGIN` of that range (`beyond_range`): a value no forecast error can make ordinary.
+An event opens at a flagged point when no event opened in the `event_gap_points` before it; flags inside
+that while join the open event instead of raising new alarms.
 """
 
 from __future__ import annotations

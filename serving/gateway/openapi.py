@@ -137,7 +137,7 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
                 "values": sensor_values,
                 "series": {"type": "object", "additionalProperties": sensor_values},
                 "threshold": {**probability, "description": "flag points with score > threshold"},
-                "sensitivity": {**probability, "description": "expected false alarms, 0.5 by default; see /docs"},
+                "sensitivity": {**probability, "description": "expected false alarms, 0.7 by default; see /docs"},
                 "model": {"type": "string", "description": "the asset's anomaly model (default: anomaly)"},
             },
         },
@@ -311,7 +311,7 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
             "it and are reported in `gaps`) and scored in one model call. Each input point gets a "
             "self-adapting score in [0, 1] (null while the model warms up, at the start and after a gap), "
             "`is_anomaly` = score > threshold, `alarm` where an event opens, the forecast and each sensor's "
-            "share of the squared residual. `sensitivity` s (default 0.5) sets the threshold to "
+            "share of the squared residual. `sensitivity` s (default 0.7) sets the threshold to "
             "1 - 10^(5s - 6): the share of normal points expected above it, from one in a million (s = 0) "
             "to one in ten (s = 1); `threshold` sets it directly. Give at most one, as a query parameter or "
             f"a JSON/form field; `model` picks the asset's model. At most {config.max_series_points} points."
