@@ -100,6 +100,7 @@ def train(series: SensorSeries, params: AnomalyParams, strategy) -> tuple[object
     inputs, targets = windows[:, :-1], windows[:, 1:] - windows[:, :-1]
     weights = np.zeros(inputs.shape[:2], dtype=np.float32)
     weights[:, params.warmup_steps :] = 1.0
+    keras.utils.set_random_seed(params.seed)  # each asset's model is its own draw, whatever was trained before it
     with strategy.scope():
         model = build_forecaster(len(series.sensor_names), params.units)
         model.compile(optimizer=keras.optimizers.Adam(params.learning_rate, clipnorm=1.0), loss="mse")
@@ -143,7 +144,8 @@ def calibrate(model, scaler: Scaler, segments: list[np.ndarray], params: Anomaly
     """Residual spread per sensor, and the prior of the adaptive score, from the learning period itself.
 
     The prior only seeds the score's baseline (as `prior_points` pseudo-points); the series' own recent
-    history replaces it within a few hundred points, so in-sample statistics are good enough here.
+    history replaces it within a few hundred points. These are in-sample statistics, so they understate later
+    errors: the score widens the prior's spread (`PRIOR_SPREAD` in serving/anomaly_scoring.py).
     """
     residuals = [(seg - forecast_raw(model, scaler, seg))[params.warmup_steps :] for seg in segments]
     residual_std = np.maximum(np.concatenate(residuals).std(axis=0), scaler.std * EPSILON)
