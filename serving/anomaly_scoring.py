@@ -47,7 +47,8 @@ STD_FLOOR = 1e-3  # in error units (residual spreads): a perfectly predictable s
 EXTREME_TAIL = 1e-4  # points rarer than this, early in an event, are kept out of the baseline
 PRIOR_SPREAD = 3.0  # the learnt errors are in-sample: later errors spread ~3x wider in their upper tail
 RANGE_MARGIN = 0.1  # a reading beyond the range seen so far by this share of it is flagged
-RANGE_MIN_HISTORY = 100  # points seen before the range rule applies (a young series sets records often)
+RANGE_MIN_HISTORY = 500  # points seen before the range rule applies (a young series, or the first turn of
+# a daily cycle, sets records often)
 
 
 @dataclass(frozen=True)

@@ -98,22 +98,23 @@ def test_events_group_flags_within_the_gap() -> None:
 def test_readings_beyond_the_range_seen_so_far_are_flagged_whatever_the_score() -> None:
     """Range 0..10 so far: 11.0 is beyond it by 10% of it, 10.9 is not; any sensor counts; NaN never does."""
     rng = np.random.default_rng(5)
-    base = rng.uniform(0, 10, size=(400, 2))
+    h = RANGE_MIN_HISTORY
+    base = rng.uniform(0, 10, size=(h + 300, 2))
     base[[3, 7], 0] = [0.0, 10.0]
     values = base.copy()
-    values[300, 0] = 10.9  # inside the margin
-    values[320, 1] = 11.2  # beyond it, on the second sensor
-    values[340, 0] = -1.2  # beyond it, downwards
-    values[360, 0] = np.nan
-    assert np.flatnonzero(beyond_range(values)).tolist() == [320, 340]
+    values[h + 100, 0] = 10.9  # inside the margin
+    values[h + 20, 1] = 11.2  # beyond it, on the second sensor
+    values[h + 40, 0] = -1.2  # beyond it, downwards
+    values[h + 60, 0] = np.nan
+    assert np.flatnonzero(beyond_range(values)).tolist() == [h + 20, h + 40]
     early = base.copy()
     early[50, 0] = 1e6  # a young series sets records often: the first RANGE_MIN_HISTORY points never count
-    assert not beyond_range(early[:RANGE_MIN_HISTORY]).any() and not beyond_range(early)[50]
+    assert not beyond_range(early[:h]).any() and not beyond_range(early)[50]
 
-    scores = np.full(400, 0.5)
+    scores = np.full(len(values), 0.5)
     scores[200] = 0.9999
     for threshold in (0.99, 0.999):
-        assert np.flatnonzero(flag_points(scores, values, threshold)).tolist() == [200, 320, 340]
-    assert np.flatnonzero(flag_points(scores, values, 0.99999)).tolist() == [320, 340]
-    scores[340] = np.nan  # unscored (warming up, after a gap) is never flagged, even beyond the range
-    assert np.flatnonzero(flag_points(scores, values, 0.99999)).tolist() == [320]
+        assert np.flatnonzero(flag_points(scores, values, threshold)).tolist() == [200, h + 20, h + 40]
+    assert np.flatnonzero(flag_points(scores, values, 0.99999)).tolist() == [h + 20, h + 40]
+    scores[h + 40] = np.nan  # unscored (warming up, after a gap) is never flagged, even beyond the range
+    assert np.flatnonzero(flag_points(scores, values, 0.99999)).tolist() == [h + 20]
