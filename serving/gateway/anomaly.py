@@ -151,8 +151,9 @@ class AnomalyService:
         sensitivity = anomaly_scoring.DEFAULT_SENSITIVITY if scoring.sensitivity is None else scoring.sensitivity
         threshold = (anomaly_scoring.threshold_for(sensitivity) if scoring.threshold is None
                      else scoring.threshold)
-        grid_scores = anomaly_scoring.adaptive_scores(grid["error"], info.score)
-        grid_flags = anomaly_scoring.flag_points(grid_scores, prepared.values, threshold)
+        grid_scores = anomaly_scoring.with_range(anomaly_scoring.adaptive_scores(grid["error"], info.score),
+                                                 prepared.values)
+        grid_flags = np.nan_to_num(grid_scores, nan=-1.0) > threshold
         events = anomaly_scoring.group_events(grid_flags, grid_scores, info.score.event_gap_points)
         grid_alarms = np.zeros(len(grid_scores), dtype=bool)
         grid_alarms[[event.start for event in events]] = True
