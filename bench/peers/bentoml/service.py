@@ -38,8 +38,10 @@ class Predictor:
 
         self.channel = grpc.insecure_channel(os.environ["PEER_GRPC_TARGET"])
         self.call = self.channel.unary_unary(
-            protos.PREDICT, request_serializer=tfs_lite_pb2.PredictRequest.SerializeToString,
-            response_deserializer=tfs_lite_pb2.PredictResponse.FromString)
+            protos.PREDICT,
+            request_serializer=tfs_lite_pb2.PredictRequest.SerializeToString,
+            response_deserializer=tfs_lite_pb2.PredictResponse.FromString,
+        )
 
     @bentoml.api(batchable=True, max_batch_size=MAX_BATCH, max_latency_ms=MAX_LATENCY_MS)
     def probabilities(self, images: np.ndarray) -> np.ndarray:
@@ -57,15 +59,18 @@ class Digits:
 
     @bentoml.api(route="/predict")
     def predict(self, instances: list[dict]) -> dict:
-        images = np.stack([
-            image_to_mnist(decode_image(base64.b64decode(item["b64"]), max_pixels=MAX_IMAGE_PIXELS))
-            for item in instances
-        ])
+        images = np.stack(
+            [
+                image_to_mnist(decode_image(base64.b64decode(item["b64"]), max_pixels=MAX_IMAGE_PIXELS))
+                for item in instances
+            ]
+        )
         probabilities = np.asarray(self.predictor.probabilities(images), dtype=np.float32)
         digits = probabilities.argmax(axis=1)
         confidence = probabilities[np.arange(len(digits)), digits]
-        return {"predictions": [
-            {"digit": int(digit), "confidence": round(float(conf), 6),
-             "probabilities": np.round(probs, 6).tolist()}
-            for digit, conf, probs in zip(digits, confidence, probabilities.astype(np.float64), strict=True)
-        ]}
+        return {
+            "predictions": [
+                {"digit": int(digit), "confidence": round(float(conf), 6), "probabilities": np.round(probs, 6).tolist()}
+                for digit, conf, probs in zip(digits, confidence, probabilities.astype(np.float64), strict=True)
+            ]
+        }

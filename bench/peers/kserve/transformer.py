@@ -48,10 +48,12 @@ def load_peer_protos() -> None:
 def answer(probabilities: np.ndarray, digits: np.ndarray) -> dict:
     """The gateway's answer shape: digit, confidence and ten probabilities per image."""
     confidence = probabilities[np.arange(len(digits)), digits]
-    return {"predictions": [
-        {"digit": int(digit), "confidence": round(float(conf), 6), "probabilities": np.round(probs, 6).tolist()}
-        for digit, conf, probs in zip(digits, confidence, probabilities.astype(np.float64), strict=True)
-    ]}
+    return {
+        "predictions": [
+            {"digit": int(digit), "confidence": round(float(conf), 6), "probabilities": np.round(probs, 6).tolist()}
+            for digit, conf, probs in zip(digits, confidence, probabilities.astype(np.float64), strict=True)
+        ]
+    }
 
 
 class DigitTransformer(Model):
@@ -69,14 +71,17 @@ class DigitTransformer(Model):
         return self.predictor
 
     def preprocess(self, payload: dict, headers: dict[str, str] | None = None) -> dict:
-        images = [image_to_mnist(decode_image(base64.b64decode(item["b64"]), max_pixels=MAX_IMAGE_PIXELS))
-                  for item in payload["instances"]]
+        images = [
+            image_to_mnist(decode_image(base64.b64decode(item["b64"]), max_pixels=MAX_IMAGE_PIXELS))
+            for item in payload["instances"]
+        ]
         batch = np.stack(images)[..., np.newaxis]
         # REST v1 takes nested lists; the gRPC variant keeps the array for its tensor proto.
         return {"array": batch} if self.grpc_target else {"instances": batch.tolist()}
 
-    async def predict(self, payload: dict, headers: dict[str, str] | None = None,
-                      response_headers: dict[str, str] | None = None) -> dict:
+    async def predict(
+        self, payload: dict, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> dict:
         if not self.grpc_target:
             return await super().predict(payload, headers, response_headers)
         if "serving.protos.tfs_lite_pb2" not in sys.modules:  # first call in this worker process
@@ -89,16 +94,19 @@ class DigitTransformer(Model):
 
             channel = grpc.aio.insecure_channel(self.grpc_target)
             self._predict_call = channel.unary_unary(
-                protos.PREDICT, request_serializer=tfs_lite_pb2.PredictRequest.SerializeToString,
-                response_deserializer=tfs_lite_pb2.PredictResponse.FromString)
+                protos.PREDICT,
+                request_serializer=tfs_lite_pb2.PredictRequest.SerializeToString,
+                response_deserializer=tfs_lite_pb2.PredictResponse.FromString,
+            )
         request = tfs_lite_pb2.PredictRequest()
         request.model_spec.name = self.name
         tensors.to_tensor_proto(payload["array"], out=request.inputs["image"])
         response = await self._predict_call(request, timeout=30)
         return {key: tensors.from_tensor_proto(value) for key, value in response.outputs.items()}
 
-    def postprocess(self, result: dict, headers: dict[str, str] | None = None,
-                    response_headers: dict[str, str] | None = None) -> dict:
+    def postprocess(
+        self, result: dict, headers: dict[str, str] | None = None, response_headers: dict[str, str] | None = None
+    ) -> dict:
         if "predictions" in result:  # TF Serving's REST v1 row format: one {output: value} per image
             rows = result["predictions"]
             probabilities = np.array([row["probabilities"] for row in rows], dtype=np.float32)
