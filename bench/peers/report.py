@@ -60,7 +60,9 @@ def median_row(rows: list[dict]) -> dict:
         )
         if own
         else None,
-        "errors": sum(row["errors"]["total"] + (row["requests"] == 0) for row in rows),
+        "errors": sum(row["errors"]["total"] for row in rows),
+        # a peer slower than the level's duration answers nothing in it (wrk counts only finished requests)
+        "levels_without_answers": sum(row["requests"] == 0 for row in rows),
     }
 
 
