@@ -7,13 +7,16 @@ processes hold a listening socket on the gateway's port from /proc (serving/port
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from bench import connection_spread
 from serving.ports import _listening_inodes, holders
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.processes import free_port, python_module
@@ -80,3 +83,14 @@ def test_second_gateway_on_a_busy_port_exits_naming_the_holder() -> None:
         assert requests.get(f"{first.url}/healthz", timeout=10).ok
     finally:
         first.stop()
+
+
+def test_connection_spread_benchmark_counts_every_connection(tmp_path: Path) -> None:
+    """A tiny run of `python -m bench.connection_spread`: each trial's connections are all found on a worker."""
+    assert connection_spread.main(["--trials", "2", "--connections", "6", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "connection_spread.json").read_text())
+    assert [run["reuse_port"] for run in results["runs"]] == [1, 0]
+    for run in results["runs"]:
+        assert [sum(counts) for counts in run["connections_per_worker"]] == [6, 6]
+        assert all(len(counts) == 2 for counts in run["connections_per_worker"])
+        assert 0.5 <= run["busiest_worker_share_median"] <= 1.0
