@@ -38,6 +38,7 @@ def median_row(rows: list[dict]) -> dict:
     """One level's medians over its repeats: throughput, latency, CPU ms per request (per process and for the
     peer's processes together), the peer's peak RSS (all its processes, largest over the repeats), errors."""
     own = list(_own_processes(rows[0]))
+    answered = [row for row in rows if row["requests"]] or rows  # CPU per request needs answered requests
     return {
         "repeats": len(rows),
         "requests_per_s": round(statistics.median(row["requests_per_s"] for row in rows), 1),
@@ -45,14 +46,14 @@ def median_row(rows: list[dict]) -> dict:
         "p50_ms": round(statistics.median(row["latency_ms"]["p50"] for row in rows), 3),
         "p99_ms": round(statistics.median(row["latency_ms"]["p99"] for row in rows), 3),
         # None for the minimum: nothing runs between the client and the model server
-        "peer_cpu_ms_per_request": round(statistics.median(_cpu_ms_per_request(row, own) for row in rows), 3)
+        "peer_cpu_ms_per_request": round(statistics.median(_cpu_ms_per_request(row, own) for row in answered), 3)
         if own
         else None,
         "model_server_cpu_ms_per_request": round(
-            statistics.median(_cpu_ms_per_request(row, [MODEL_SERVER]) for row in rows), 3
+            statistics.median(_cpu_ms_per_request(row, [MODEL_SERVER]) for row in answered), 3
         ),
         "cpu_ms_per_request_by_process": {
-            name: round(statistics.median(_cpu_ms_per_request(row, [name]) for row in rows), 3)
+            name: round(statistics.median(_cpu_ms_per_request(row, [name]) for row in answered), 3)
             for name in [*own, MODEL_SERVER]
         },
         "peer_peak_rss_mb": round(
