@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bench import targets as base
 from bench.targets import TargetSpec
 
 # The stacks a user would otherwise pick; the minimum (model server alone) is a reference, not a peer.
@@ -80,16 +81,4 @@ TARGETS = (
 
 
 def evaluate(results: dict) -> list[dict]:
-    rows = []
-    for spec in TARGETS:
-        measured = spec.measure(results)
-        passed = None if measured is None else (measured <= spec.limit if spec.at_most else measured >= spec.limit)
-        rows.append(
-            {
-                "target": spec.name,
-                "limit": f"{'<=' if spec.at_most else '>='} {spec.limit:g} {spec.unit}",
-                "measured": measured,
-                "status": "n/a" if passed is None else ("PASS" if passed else "MISS"),
-            }
-        )
-    return rows
+    return base.evaluate(results, TARGETS)
