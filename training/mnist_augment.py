@@ -32,6 +32,7 @@ class AugmentParams:
     thicken: float = 1.0  # blend towards a 3x3 dilation, uniform in [0, thicken]
     thin: float = 0.8  # blend towards a 3x3 erosion, uniform in [0, thin]
     blur: float = 1.0  # blend towards the blurred digit, uniform in [0, blur]
+    blur_passes: int = 2  # the blurred digit: this many 3x3 binomial passes (2: sigma 1 px, as a 5x5 binomial)
     gamma_log: float = 0.8  # ink values v/255 raised to exp(uniform(-g, g))
 
 
@@ -92,7 +93,9 @@ def random_ink(images, seed, params: AugmentParams):
     images = images + tf.nn.relu(width) * (thick - images) + tf.nn.relu(-width) * (thin - images)
     kernel = tf.constant(BLUR_KERNEL, tf.float32)
     kernel = tf.reshape(kernel / tf.reduce_sum(kernel), [3, 3, 1, 1])
-    blurred = tf.nn.conv2d(images, kernel, 1, "SAME")
+    blurred = images
+    for _ in range(params.blur_passes):
+        blurred = tf.nn.conv2d(blurred, kernel, 1, "SAME")
     images = images + amount(1, 0.0, params.blur) * (blurred - images)
     peak = tf.maximum(tf.reduce_max(images, axis=[1, 2, 3], keepdims=True), 1.0)
     gamma = tf.exp(amount(2, -params.gamma_log, params.gamma_log))
