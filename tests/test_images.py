@@ -162,6 +162,14 @@ def test_rgba_with_transparent_background_is_composited_on_white(reference_seven
     assert np.array_equal(digit, reference_seven)
 
 
+def test_light_ink_on_a_transparent_canvas_is_composited_on_black(reference_seven: np.ndarray) -> None:
+    # white chalk, transparent elsewhere (the transparent pixels white too): on white it would vanish
+    chalk = draw_seven((300, 300), (60, 50, 240, 250), ink=(255, 255, 255, 255), paper=(255, 255, 255, 0),
+                       mode="RGBA")
+    digit = preprocess_digit(encode(chalk), 4_000_000)
+    assert np.array_equal(digit, reference_seven)
+
+
 def test_jpeg_with_compression_artefacts(reference_seven: np.ndarray) -> None:
     photo = draw_seven((300, 300), (60, 50, 240, 250), ink=(40, 40, 40), paper=(235, 235, 235), mode="RGB")
     digit = preprocess_digit(encode(photo, "JPEG", quality=40), 4_000_000)

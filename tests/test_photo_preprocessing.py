@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from serving.gateway import ink
 from serving.gateway.errors import ApiError
 from serving.gateway.images import ALL_STEPS, PhotoSteps, image_to_mnist
 from serving.gateway.ink import MNIST_STROKE_BAND, WORK_SCALE, normalise_stroke, paper_surface, stroke_width
@@ -37,6 +38,24 @@ def test_paper_surface_follows_a_gradient_under_the_ink() -> None:
     assert np.abs(surface - paper).max() < 3.0 and noise < 1.0
     colour = np.dstack([picture, picture * 0.9, picture * 0.8])
     assert paper_surface(colour)[0].shape == colour.shape
+
+
+def test_paper_surface_follows_a_blotch_no_quadratic_can(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shaded patch of 30 levels near one corner (a fold, a finger's shadow) beside and under the ink."""
+    rows, cols = np.mgrid[0:240, 0:320] / 240.0
+    paper = (200 - 30 * np.exp(-((rows - 0.3) ** 2 + (cols - 0.35) ** 2) / (2 * 0.12**2))).astype(np.float32)
+    picture = paper.copy()
+    picture[60:180, 150:170] = 30
+    ink_free = np.abs(picture - paper) < 1
+
+    def worst_error() -> float:
+        surface, noise = paper_surface(picture)
+        assert noise < 2.0
+        return float(np.abs(surface - paper)[ink_free].max())
+
+    assert worst_error() < 12.0
+    monkeypatch.setattr(ink, "SURFACE_BLOCK_MIN_PAPER", 2.0)  # no block qualifies: the quadratic alone
+    assert worst_error() > 15.0
 
 
 def test_adaptive_background_keeps_the_digit_on_uneven_paper() -> None:

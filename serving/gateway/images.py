@@ -162,7 +162,7 @@ def _flatten(image: Image.Image) -> np.ndarray:
         flat = image.convert("F")
     elif image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        flat = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+        flat = Image.alpha_composite(Image.new("RGBA", rgba.size, _backdrop(rgba)), rgba).convert("RGB")
     elif image.mode in ("1", "L"):
         flat = image.convert("L")
     else:
@@ -176,6 +176,16 @@ def _flatten(image: Image.Image) -> np.ndarray:
         low, high = float(values.min()), float(values.max())
         return (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
     return values
+
+
+def _backdrop(rgba: Image.Image) -> tuple[int, int, int, int]:
+    """White behind dark drawings, black behind light ones (white chalk on a transparent canvas): the
+    transparent parts must not take the ink's own colour. Dark or light is the alpha-weighted mean brightness."""
+    pixels = np.asarray(rgba, dtype=np.float32)
+    alpha = pixels[..., 3]
+    weight = float(alpha.sum())
+    light = weight > 0 and float((pixels[..., :3].mean(axis=2) * alpha).sum()) / weight > 127.5
+    return (0, 0, 0, 255) if light else (255, 255, 255, 255)
 
 
 def _border_ring(values: np.ndarray) -> np.ndarray:
