@@ -48,7 +48,7 @@ def paper_surface(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     step = max(1, -(-max(height, width) // SURFACE_SAMPLE_SIDE))
     rows, cols = np.mgrid[0:height:step, 0:width:step]
     sample = channels[rows, cols]
-    coefficients, spread = _fit_quadratic(sample, rows / height - 0.5, cols / width - 0.5, height, width, rows, cols)
+    coefficients, spread = _fit_quadratic(sample, rows, cols, (height, width))
     residual = sample - _evaluate(coefficients, rows / height - 0.5, cols / width - 0.5)
     distance = np.abs(residual).max(axis=2)
     # Ink stands out from the quadratic by more than the paper's noise and by a good share of the strongest ink;
@@ -64,8 +64,13 @@ def paper_surface(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     return np.broadcast_to(surface, channels.shape).reshape(pixels.shape), noise
 
 
-def _fit_quadratic(sample, r, c, height, width, rows, cols) -> tuple[np.ndarray, float]:
-    """Quadratic coefficients [6, C] fitted robustly to a frame along the edges, and the paper's robust spread."""
+def _fit_quadratic(
+    sample: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, float]:
+    """Quadratic coefficients [6, C] fitted robustly to a frame along the edges of the subsample `sample`
+    ([h, w, C], taken at pixel `rows`, `cols` of a picture of `shape`), and the paper's robust spread."""
+    height, width = shape
+    r, c = rows / height - 0.5, cols / width - 0.5
     # Only a frame along the edges is fitted: a digit is drawn in the middle, and a large, blurred one there
     # could pass for a dark bowl in the paper. The frame's quadratic carries the lighting inwards.
     band = SURFACE_FRAME_SHARE * min(height, width)
@@ -191,4 +196,3 @@ def _dilate(values: np.ndarray) -> np.ndarray:
             padded[1:-1, 2:],
         ]
     )
-
