@@ -20,12 +20,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from serving.contract import ANOMALY_MODEL, MNIST_MODEL, version_folders
 from serving.ports import busy_ports_message
 from serving.proxy.local import nginx_binary, proxy_command
 from serving.supervisor import Child, supervise
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
-MODELS = ("mnist", "anomaly")
+MODELS = (MNIST_MODEL, ANOMALY_MODEL)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    missing = [name for name in MODELS if not any((args.models / name).glob("[0-9]*"))]
+    missing = [name for name in MODELS if not version_folders(args.models / name)]
     if missing:
         print(f"no versions of {', '.join(missing)} under {args.models}/: run `make models` first", file=sys.stderr)
         return 2

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from serving.anomaly_scoring import ScoreParams
+from serving.contract import EXPORT_TEMP_PREFIX
 from tests.conftest import MNIST_NPZ, SHARED_DATA, require
 from tests.processes import REPO_ROOT, python_module
-from training.export import TEMP_PREFIX, existing_versions, publish_version
+from training.export import existing_versions, publish_version
 from training.mnist_data import DataError, load_mnist, read_idx
 
 tf = pytest.importorskip("tensorflow")
@@ -212,7 +213,7 @@ def test_killed_export_never_shows_a_version(tmp_path: Path) -> None:
     proc.wait()
     names = [p.name for p in (tmp_path / "models" / "mnist").iterdir()]
     assert existing_versions(tmp_path / "models" / "mnist") == []
-    assert len(names) == 1 and names[0].startswith(TEMP_PREFIX)
+    assert len(names) == 1 and names[0].startswith(EXPORT_TEMP_PREFIX)
     assert publish_version(tmp_path / "models" / "mnist", lambda p: (p / "a").write_text("ok"))[0] == 1
 
 

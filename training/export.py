@@ -15,14 +15,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-TEMP_PREFIX = ".export-"
+from serving.contract import EXPORT_TEMP_PREFIX, version_folders
 
 
 def existing_versions(model_dir: Path) -> list[int]:
-    """Integer version folders under `model_dir`, ascending."""
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    """Version folders under `model_dir` (complete or not: numbering must skip them all), ascending."""
+    return list(version_folders(model_dir))
 
 
 def publish_version(model_dir: Path, write: Callable[[Path], None]) -> tuple[int, Path]:
@@ -34,7 +32,7 @@ def publish_version(model_dir: Path, write: Callable[[Path], None]) -> tuple[int
     """
     model_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(model_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=model_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=EXPORT_TEMP_PREFIX, dir=model_dir))
     try:
         write(tmp)
         while True:
@@ -56,7 +54,7 @@ def _remove_stale_temporaries(model_dir: Path) -> None:
     """Drop `.export-*` folders left by a process that died mid-export (older than an hour, to spare live ones)."""
     import time
 
-    for path in model_dir.glob(f"{TEMP_PREFIX}*"):
+    for path in model_dir.glob(f"{EXPORT_TEMP_PREFIX}*"):
         if path.is_dir() and time.time() - path.stat().st_mtime > 3600:
             shutil.rmtree(path, ignore_errors=True)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.contract import MNIST_SIDE
+
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
     "y_train": "train-labels-idx1-ubyte.gz",
@@ -100,8 +102,9 @@ def _checked(
     x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, source: str
 ) -> MnistData:
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y) or len(x) == 0:
-            raise DataError(f"{source}: {name} images must be [n, 28, 28] with n labels, got {x.shape}, {y.shape}")
+        if x.ndim != 3 or x.shape[1:] != (MNIST_SIDE, MNIST_SIDE) or len(x) != len(y) or len(x) == 0:
+            raise DataError(f"{source}: {name} images must be [n, {MNIST_SIDE}, {MNIST_SIDE}] with n labels, "
+                            f"got {x.shape}, {y.shape}")
     return MnistData(
         x_train.astype(np.uint8),
         y_train.astype(np.uint8),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from serving.contract import DIGIT_CLASSES, IMAGE_INPUT, MNIST_SIDE, PROBABILITIES_OUTPUT
 from training.mnist_augment import AugmentParams, augment
 from training.mnist_data import MnistData
 
@@ -35,7 +36,7 @@ def build_model(filters: tuple[int, int] = (16, 32)):  # -> keras.Model
     import keras
     from keras import layers
 
-    inputs = keras.Input((28, 28, 1), dtype="float32", name="image")
+    inputs = keras.Input((MNIST_SIDE, MNIST_SIDE, 1), dtype="float32", name=IMAGE_INPUT)
     x = layers.Rescaling(1.0 / 255.0)(inputs)
     for width in filters:
         for _ in range(2):
@@ -48,7 +49,7 @@ def build_model(filters: tuple[int, int] = (16, 32)):  # -> keras.Model
     x = layers.BatchNormalization(momentum=0.9)(x)
     x = layers.ReLU()(x)
     x = layers.Dropout(0.4)(x)
-    outputs = layers.Dense(10, activation="softmax", dtype="float32", name="probabilities")(x)
+    outputs = layers.Dense(DIGIT_CLASSES, activation="softmax", dtype="float32", name=PROBABILITIES_OUTPUT)(x)
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 

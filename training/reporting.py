@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from serving.contract import MODEL_CARD_FILE, REPORT_FILE
 from training.export import publish_version, write_json
 
 
@@ -56,13 +57,13 @@ def finish(
 
     def write(tmp: Path) -> None:
         write_model(tmp)
-        card(tmp / "model_card.md", report)
-        write_json(tmp / "training_report.json", report)
+        card(tmp / MODEL_CARD_FILE, report)
+        write_json(tmp / REPORT_FILE, report)
 
     export_started = time.perf_counter()
     version, path = publish_version(args.out / name, write)
     report["version"] = version
     report["export_seconds"] = round(time.perf_counter() - export_started, 2)
-    write_json(path / "training_report.json", report)
+    write_json(path / REPORT_FILE, report)
     print(f"[{name}] exported version {version} to {path}")
     print(json.dumps(report["metrics"], indent=2))

@@ -7,6 +7,7 @@ import re
 import time
 from pathlib import Path
 
+from serving import contract as c
 from training.mnist_data import DataError
 from training.reporting import card_facts, finish, report_base
 
@@ -135,10 +136,9 @@ def train_one(args: argparse.Namespace, data: Path | None, name: str, devices) -
             f"score by the gateway (docs/anomaly.md). Learnt from {calibration.learning_points} grid points "
             f"({confidence}). Points in the first history_length steps of a sequence get no score.",
             {**facts, **card_facts(rep, epochs)},
-            f"serving_default: window float32 [-1,-1,{len(series.sensor_names)}] -> forecast, residual "
-            f"[-1,-1,{len(series.sensor_names)}], error [-1,-1]\nmodel_info: window -> history_length, "
-            "interval_seconds, sensor_names, average_points, baseline_points, prior_points, event_gap_points, "
-            "prior_error_mean, prior_error_std",
+            f"{c.SERVING_SIGNATURE}: {c.WINDOW_INPUT} float32 [-1,-1,{len(series.sensor_names)}] -> "
+            f"{c.FORECAST_OUTPUT}, {c.RESIDUAL_OUTPUT} [-1,-1,{len(series.sensor_names)}], {c.ERROR_OUTPUT} [-1,-1]\n"
+            f"{c.INFO_SIGNATURE}: {c.WINDOW_INPUT} -> " + ", ".join(c.INFO_OUTPUTS),
         )
 
     finish(name, args, report, lambda tmp: anomaly_export.save_anomaly(

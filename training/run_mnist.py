@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from serving import contract as c
 from training.reporting import card_facts, finish, report_base
 
 QUICK_MNIST_EPOCHS = 8
@@ -44,7 +45,8 @@ def train_mnist(args: argparse.Namespace, data: str | None, devices) -> None:
                 "training images": rep["metrics"]["train_images"],
                 **card_facts(rep, epochs),
             },
-            "serving_default: image uint8 [-1,28,28,1] -> probabilities float32 [-1,10], digit int64 [-1]",
+            f"{c.SERVING_SIGNATURE}: {c.IMAGE_INPUT} uint8 [-1,{c.MNIST_SIDE},{c.MNIST_SIDE},1] -> "
+            f"{c.PROBABILITIES_OUTPUT} float32 [-1,{c.DIGIT_CLASSES}], {c.DIGIT_OUTPUT} int64 [-1]",
         )
 
     finish("mnist", args, report, lambda tmp: mnist_export.save_mnist(model, tmp, dataset.x_test), card)

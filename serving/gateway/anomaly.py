@@ -18,8 +18,9 @@ import numpy as np
 from flask import Request
 
 from serving import anomaly_scoring
+from serving import contract as c
 from serving.gateway import metrics
-from serving.gateway.catalog import WINDOW_INPUT, AnomalyCatalog, AnomalyModelInfo
+from serving.gateway.catalog import AnomalyCatalog, AnomalyModelInfo
 from serving.gateway.config import GatewayConfig
 from serving.gateway.errors import ApiError
 from serving.gateway.jsonio import is_json, read_json
@@ -40,7 +41,6 @@ from serving.gateway.timing import StageTimer
 from serving.gateway.upstream import UpstreamClient, UpstreamError, model_spec
 
 CSV_FIELD = "file"
-OUTPUTS = ("forecast", "residual", "error")
 DECIMALS = 6  # for forecasts and contributions (keeps a 10,000-point answer small)
 
 
@@ -120,7 +120,7 @@ class AnomalyService:
             prepared, chunks, outputs = self._forecast(scoring.series, info, deadline, timer)
         with timer.stage("postprocess"):
             n_grid = len(prepared.values)
-            grid = {key: stitch(chunks, outputs[key], n_grid) for key in OUTPUTS}
+            grid = {key: stitch(chunks, outputs[key], n_grid) for key in c.ANOMALY_OUTPUTS}
             return self._response(scoring, info, prepared, grid)
 
     def _forecast(self, series: RawSeries, info: AnomalyModelInfo, deadline: float,
@@ -142,7 +142,7 @@ class AnomalyService:
         with timer.stage("upstream"):
             metrics.labelled(metrics.BATCH_SIZE, metrics.model_label(info.name)).observe(len(chunks))
             spec = model_spec(info.name, version=info.version)
-            outputs = self.upstream.predict(spec, {WINDOW_INPUT: windows}, deadline, OUTPUTS).outputs
+            outputs = self.upstream.predict(spec, {c.WINDOW_INPUT: windows}, deadline, c.ANOMALY_OUTPUTS).outputs
         _check_outputs(info, outputs, windows.shape)
         return prepared, chunks, outputs
 
@@ -151,7 +151,7 @@ class AnomalyService:
         sensitivity = anomaly_scoring.DEFAULT_SENSITIVITY if scoring.sensitivity is None else scoring.sensitivity
         threshold = (anomaly_scoring.threshold_for(sensitivity) if scoring.threshold is None
                      else scoring.threshold)
-        grid_scores = anomaly_scoring.adaptive_scores(grid["error"], info.score)
+        grid_scores = anomaly_scoring.adaptive_scores(grid[c.ERROR_OUTPUT], info.score)
         grid_flags = anomaly_scoring.flag_points(grid_scores, prepared.values, threshold)
         events = anomaly_scoring.group_events(grid_flags, grid_scores, info.score.event_gap_points)
         grid_alarms = np.zeros(len(grid_scores), dtype=bool)
@@ -163,12 +163,12 @@ class AnomalyService:
         scores = np.where(placed, grid_scores[pick], np.nan)
         flags = placed & grid_flags[pick]
         alarms = placed & grid_alarms[pick]
-        squared = np.square(grid["residual"][pick].astype(np.float64))
+        squared = np.square(grid[c.RESIDUAL_OUTPUT][pick].astype(np.float64))
         totals = squared.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             contribution = np.where(totals > 0, squared / totals, 1.0 / squared.shape[1])
         contribution[np.isnan(scores)] = np.nan
-        expected = np.round(grid["forecast"][pick].astype(np.float64), DECIMALS)
+        expected = np.round(grid[c.FORECAST_OUTPUT][pick].astype(np.float64), DECIMALS)
         expected[~placed] = np.nan
         reasons = _unscored_reasons(prepared, info.history_length, placed, pick, scores)
         names = info.sensor_names
@@ -247,7 +247,7 @@ def _by_sensor(names: tuple[str, ...], rows: np.ndarray) -> list[dict[str, float
 
 
 def _check_outputs(info: AnomalyModelInfo, outputs: dict[str, np.ndarray], shape: tuple[int, ...]) -> None:
-    expected = {"forecast": shape, "residual": shape, "error": shape[:2]}
+    expected = {c.FORECAST_OUTPUT: shape, c.RESIDUAL_OUTPUT: shape, c.ERROR_OUTPUT: shape[:2]}
     for key, want in expected.items():
         if key not in outputs or outputs[key].shape != want:
             got = outputs[key].shape if key in outputs else "nothing"

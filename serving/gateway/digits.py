@@ -12,6 +12,7 @@ import numpy as np
 from flask import Request
 from PIL import Image
 
+from serving.contract import DIGIT_CLASSES, DIGIT_OUTPUT, IMAGE_INPUT, PROBABILITIES_OUTPUT
 from serving.gateway import metrics
 from serving.gateway.batcher import MicroBatcher
 from serving.gateway.config import GatewayConfig
@@ -22,10 +23,6 @@ from serving.gateway.timing import StageTimer
 from serving.gateway.upstream import Prediction, UpstreamClient, UpstreamError, model_spec
 
 IMAGE_FIELD = "image"
-IMAGE_INPUT = "image"
-PROBABILITIES_OUTPUT = "probabilities"
-DIGIT_OUTPUT = "digit"
-DIGIT_CLASSES = 10
 
 
 

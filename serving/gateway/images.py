@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from serving.contract import MNIST_SIDE
 from serving.gateway.errors import ApiError
 from serving.gateway.ink import normalise_stroke, paper_surface
 
-MNIST_SIDE = 28
 DIGIT_BOX = 20
 MNIST_CENTRE = 14
 

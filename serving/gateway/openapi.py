@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from serving.contract import MNIST_SIDE
 from serving.gateway.config import GatewayConfig
 from serving.gateway.curl_examples import code_samples
 
@@ -83,13 +84,14 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
                 "b64": {"type": "string", "description": "base64 PNG/JPEG/... file, or a data: URL"},
                 "pixels": {
                     "type": "array",
-                    "minItems": 28,
-                    "maxItems": 28,
-                    "description": "28 rows of 28 numbers, 0..255 (or 0..1), white ink on black, centred",
+                    "minItems": MNIST_SIDE,
+                    "maxItems": MNIST_SIDE,
+                    "description": f"{MNIST_SIDE} rows of {MNIST_SIDE} numbers, 0..255 (or 0..1), white ink on black, "
+                                   "centred",
                     "items": {
                         "type": "array",
-                        "minItems": 28,
-                        "maxItems": 28,
+                        "minItems": MNIST_SIDE,
+                        "maxItems": MNIST_SIDE,
                         "items": {"type": "number", "minimum": 0, "maximum": 255},
                     },
                 },

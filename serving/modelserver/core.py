@@ -9,11 +9,12 @@ from contextlib import contextmanager
 import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2
 
+from serving.contract import SERVING_SIGNATURE
 from serving.modelserver.batching import Batcher
 from serving.modelserver.errors import ServingError
 from serving.modelserver.manager import ModelManager
 from serving.modelserver.metrics import ServingMetrics
-from serving.modelserver.servable import DEFAULT_SIGNATURE, Servable
+from serving.modelserver.servable import Servable
 
 
 class PredictionCore:
@@ -31,7 +32,7 @@ class PredictionCore:
         inputs: Mapping[str, np.ndarray],
         output_filter: Sequence[str] = (),
     ) -> dict[str, np.ndarray]:
-        runner = servable.runner(signature_name or DEFAULT_SIGNATURE, list(inputs), output_filter)
+        runner = servable.runner(signature_name or SERVING_SIGNATURE, list(inputs), output_filter)
         started = time.perf_counter()
         outputs = runner(inputs) if self.batcher is None else self.batcher.run(runner, inputs)
         micros = (time.perf_counter() - started) * 1e6

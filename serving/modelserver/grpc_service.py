@@ -15,10 +15,10 @@ from tensorflow_serving.apis import (
 )
 
 from serving import tensors
+from serving.contract import SERVING_SIGNATURE
 from serving.modelserver.config import ConfigError
 from serving.modelserver.core import PredictionCore, signature_def_map
 from serving.modelserver.errors import ServingError, invalid_argument
-from serving.modelserver.servable import DEFAULT_SIGNATURE
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
@@ -49,7 +49,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
         servable = self.core.manager.servable(spec.name, _version(spec), spec.version_label)
-        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        signature_name = spec.signature_name or SERVING_SIGNATURE
         runner = servable.runner(signature_name, list(request.inputs), request.output_filter)
         try:
             # Declared dtypes and shapes against the signature first: a few bytes may declare gigabytes.

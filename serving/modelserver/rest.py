@@ -17,13 +17,13 @@ from google.protobuf import json_format
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from serving.contract import SERVING_SIGNATURE
 from serving.modelserver import rest_json
 from serving.modelserver.config import ConfigError
 from serving.modelserver.core import PredictionCore, signature_def_map
 from serving.modelserver.errors import ServingError, invalid_argument, not_found
 from serving.modelserver.grpc_service import model_status_response
 from serving.modelserver.metrics import CONTENT_TYPE
-from serving.modelserver.servable import DEFAULT_SIGNATURE
 
 MODEL_URL = re.compile(
     r"^/v1/models/(?P<model>[^/:]+)"
@@ -127,7 +127,7 @@ def _predict(core: PredictionCore, model: str, version: int | None, label: str) 
         raise invalid_argument("the request body is not valid JSON")
     signature_name, fmt, payload = rest_json.parse_predict_body(body)
     servable = core.manager.servable(model, version, label)
-    signature = servable.signature(signature_name or DEFAULT_SIGNATURE)
+    signature = servable.signature(signature_name or SERVING_SIGNATURE)
     inputs = rest_json.request_arrays(fmt, payload, signature.inputs)
     outputs = core.run(servable, signature_name, inputs)
     return rest_json.response_body(fmt, outputs)
