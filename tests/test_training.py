@@ -189,6 +189,25 @@ def test_failed_export_leaves_no_version(tmp_path: Path) -> None:
     assert (tmp_path / "mnist" / "2" / "a").read_text() == "2"
 
 
+def test_version_stamp_is_written_before_the_version_appears(tmp_path: Path) -> None:
+    """The report names its own version inside the folder before the rename, also when a rival took the number."""
+    model_dir = tmp_path / "mnist"
+    stamped: list[int] = []
+
+    def stamp(tmp: Path, version: int) -> None:
+        assert not (model_dir / str(version) / "report").exists()
+        if not stamped:  # a concurrent publisher takes this number between our stamp and our rename
+            (model_dir / str(version)).mkdir()
+            (model_dir / str(version) / "rival").write_text("theirs")
+        stamped.append(version)
+        (tmp / "report").write_text(str(version))
+
+    version, path = publish_version(model_dir, lambda p: (p / "a").write_text("ours"), stamp)
+    assert (version, stamped) == (2, [1, 2])
+    assert (path / "report").read_text() == "2" and (path / "a").read_text() == "ours"
+    assert not (model_dir / "1" / "report").exists()
+
+
 def test_killed_export_never_shows_a_version(tmp_path: Path) -> None:
     """SIGKILL in the middle of writing: only a hidden temporary folder remains, which no poller loads."""
     ready = tmp_path / "ready"

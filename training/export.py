@@ -23,12 +23,17 @@ def existing_versions(model_dir: Path) -> list[int]:
     return list(version_folders(model_dir))
 
 
-def publish_version(model_dir: Path, write: Callable[[Path], None]) -> tuple[int, Path]:
+def publish_version(
+    model_dir: Path, write: Callable[[Path], None], stamp: Callable[[Path, int], None] | None = None
+) -> tuple[int, Path]:
     """Call `write(tmp_dir)` to fill a fresh temporary folder, then rename it to the next version.
 
-    Returns (version, path). If `write` raises, the temporary folder is removed and no version appears.
-    Concurrent publishers never overwrite each other: a rename onto an existing version fails and the
-    next number is tried.
+    The one place a version is published: everything the version holds is in the folder before the rename,
+    so a poller that sees the version sees all of it. `stamp(tmp_dir, version)` writes what depends on the
+    version number (the training report); it runs again with the new number when a concurrent publisher took
+    the number first. Returns (version, path). If `write` or `stamp` raises, the temporary folder is removed
+    and no version appears. Concurrent publishers never overwrite each other: a rename onto an existing version
+    fails and the next number is tried.
     """
     model_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(model_dir)
@@ -38,6 +43,8 @@ def publish_version(model_dir: Path, write: Callable[[Path], None]) -> tuple[int
         while True:
             version = max(existing_versions(model_dir), default=0) + 1
             target = model_dir / str(version)
+            if stamp is not None:
+                stamp(tmp, version)
             try:
                 os.rename(tmp, target)
             except OSError:

@@ -53,17 +53,18 @@ def finish(
     name: str, args: argparse.Namespace, report: dict, write_model: Callable[[Path], None],
     card: Callable[[Path, dict], None],
 ) -> None:
-    """Export atomically, then print the report (also written as JSON next to the model)."""
+    """Export atomically (model, card and report all inside the version before it appears), print the report."""
+    export_started = time.perf_counter()
 
     def write(tmp: Path) -> None:
         write_model(tmp)
         card(tmp / MODEL_CARD_FILE, report)
+
+    def stamp(tmp: Path, version: int) -> None:
+        report["version"] = version
+        report["export_seconds"] = round(time.perf_counter() - export_started, 2)
         write_json(tmp / REPORT_FILE, report)
 
-    export_started = time.perf_counter()
-    version, path = publish_version(args.out / name, write)
-    report["version"] = version
-    report["export_seconds"] = round(time.perf_counter() - export_started, 2)
-    write_json(path / REPORT_FILE, report)
+    version, path = publish_version(args.out / name, write, stamp)
     print(f"[{name}] exported version {version} to {path}")
     print(json.dumps(report["metrics"], indent=2))
