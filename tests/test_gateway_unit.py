@@ -17,9 +17,9 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Histogram
 
-from serving.gateway.batcher import MicroBatcher
 from serving.gateway.config import GatewayConfig
 from serving.gateway.metrics import observe_many
+from serving.gateway.microbatch import MicroBatcher
 from serving.gateway.upstream import Prediction
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.processes import REPO_ROOT, free_port

@@ -114,4 +114,4 @@ def _features(name: str, signatures: tfs_lite_pb2.SignatureDefMap) -> int:
 
 
 def _contract_error(name: str, message: str) -> UpstreamError:
-    return UpstreamError(503, "model_contract", f"model {name!r}: {message}", grpc.StatusCode.INTERNAL)
+    return UpstreamError("model_contract", f"model {name!r}: {message}", grpc.StatusCode.INTERNAL)

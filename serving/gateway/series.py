@@ -88,9 +88,9 @@ class Chunk:
 # ---------------------------------------------------------------- parsing
 
 
-def _invalid(where: str, problem: str, status: int = 422, code: str = "invalid_value") -> ApiError:
-    """400 `invalid_series` for a wrong JSON type; 422 (`code`) for a well-typed but unusable entry."""
-    return ApiError(status, "invalid_series" if status == 400 else code, f"{where}: {problem}")
+def _invalid(where: str, problem: str, code: str = "invalid_value") -> ApiError:
+    """`code` (422 `invalid_value` unless named) for an unusable entry; `invalid_series` (400) for a wrong JSON type."""
+    return ApiError(code, f"{where}: {problem}")
 
 
 def _type_name(value: object) -> str:
@@ -106,10 +106,10 @@ def _check_count(count: int, max_points: int | None, sensors: int = 1) -> None:
     if max_points is None:
         return
     if count > max_points:
-        raise ApiError(413, "series_too_long", f"the series has {count} points; the limit is {max_points}")
+        raise ApiError("series_too_long", f"the series has {count} points; the limit is {max_points}")
     if count * sensors > VALUES_PER_POINT * max_points:
         raise ApiError(
-            413, "series_too_large",
+            "series_too_large",
             f"{count} points x {sensors} sensors = {count * sensors} values; the limit is "
             f"{VALUES_PER_POINT * max_points} values over all sensors",
         )
@@ -145,7 +145,7 @@ def _json_timestamp(value: object, where: str) -> float:
             return _epoch_in_range(float(value), where)
         except OverflowError:
             raise _invalid(where, "epoch seconds out of range", code="invalid_timestamp") from None
-    raise _invalid(where, f"expected an ISO 8601 string or epoch seconds, got {_type_name(value)}", 400)
+    raise _invalid(where, f"expected an ISO 8601 string or epoch seconds, got {_type_name(value)}", "invalid_series")
 
 
 def _number_from_text(text: str, where: str) -> float:
@@ -166,7 +166,7 @@ def _json_value(value: object, where: str) -> float:
     if isinstance(value, str):
         if value.strip().lower() in ("nan", "infinity", "-infinity", "+infinity", "inf", "-inf", "+inf"):
             return _number_from_text(value, where)
-        raise _invalid(where, "expected a number or null, got a string", 400)
+        raise _invalid(where, "expected a number or null, got a string", "invalid_series")
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             number = float(value)
@@ -175,24 +175,24 @@ def _json_value(value: object, where: str) -> float:
         if math.isinf(number):
             raise _invalid(where, "Infinity is not a usable value (send null for a missing one)")
         return number
-    raise _invalid(where, f"expected a number or null, got {_type_name(value)}", 400)
+    raise _invalid(where, f"expected a number or null, got {_type_name(value)}", "invalid_series")
 
 
 def _json_list(payload: dict, key: str, where: str | None = None) -> list:
     value = payload[key]
     if not isinstance(value, list):
-        raise _invalid(where or key, f"expected a list, got {_type_name(value)}", 400)
+        raise _invalid(where or key, f"expected a list, got {_type_name(value)}", "invalid_series")
     return value
 
 
 def parse_json_series(payload: object, *, max_points: int | None = None) -> RawSeries:
     """`{"timestamps": [...], "values": [...]}` or `{"timestamps": [...], "series": {name: [...]}}`."""
     if not isinstance(payload, dict):
-        raise ApiError(400, "invalid_series", f"the body must be a JSON object, got {_type_name(payload)}")
+        raise ApiError("invalid_series", f"the body must be a JSON object, got {_type_name(payload)}")
     if "timestamps" not in payload:
-        raise ApiError(400, "invalid_series", "missing field 'timestamps'")
+        raise ApiError("invalid_series", "missing field 'timestamps'")
     if ("values" in payload) == ("series" in payload):
-        raise ApiError(400, "invalid_series", "send exactly one of 'values' (one sensor) or 'series' (named)")
+        raise ApiError("invalid_series", "send exactly one of 'values' (one sensor) or 'series' (named)")
     raw_times = _json_list(payload, "timestamps")
     _check_count(len(raw_times), max_points)
     if "values" in payload:
@@ -201,14 +201,14 @@ def parse_json_series(payload: object, *, max_points: int | None = None) -> RawS
     else:
         named = payload["series"]
         if not isinstance(named, dict) or not named:
-            raise ApiError(400, "invalid_series", "'series' must be a non-empty object of sensor -> list")
+            raise ApiError("invalid_series", "'series' must be a non-empty object of sensor -> list")
         columns = {name: _json_list(named, name, f"series.{name}") for name in named}
         labels = {name: f"series.{name}" for name in named}
     _check_count(len(raw_times), max_points, len(columns))
     for name, column in columns.items():
         if len(column) != len(raw_times):
             raise ApiError(
-                422, "length_mismatch",
+                "length_mismatch",
                 f"{labels[name]} has {len(column)} entries but timestamps has {len(raw_times)}",
             )
     timestamps = np.array(
@@ -233,17 +233,17 @@ def parse_csv_series(text: str, *, max_points: int | None = None) -> RawSeries:
     try:
         header = next((row for row in reader if any(cell.strip() for cell in row)), None)
         if header is None:
-            raise ApiError(422, "invalid_csv", "the CSV is empty")
+            raise ApiError("invalid_csv", "the CSV is empty")
         names = [cell.strip() for cell in header]
         if names[0].lower() != "timestamp" or len(names) < 2:
             raise ApiError(
-                422, "invalid_csv",
+                "invalid_csv",
                 f"line {reader.line_num}: the header must be 'timestamp,<sensor>[,<sensor>...]', "
                 f"got {','.join(names)[:80]!r}",
             )
         sensors = names[1:]
         if any(not name for name in sensors) or len(set(sensors)) != len(sensors):
-            raise ApiError(422, "invalid_csv", "sensor names in the header must be non-empty and unique")
+            raise ApiError("invalid_csv", "sensor names in the header must be non-empty and unique")
         times: list[float] = []
         rows: list[list[float]] = []
         for row in reader:
@@ -251,13 +251,13 @@ def parse_csv_series(text: str, *, max_points: int | None = None) -> RawSeries:
                 continue
             where = f"line {reader.line_num}"
             if len(row) != len(names):
-                raise ApiError(422, "invalid_csv", f"{where}: expected {len(names)} fields, got {len(row)}")
+                raise ApiError("invalid_csv", f"{where}: expected {len(names)} fields, got {len(row)}")
             times.append(_timestamp_from_text(row[0], where))
             rows.append([_number_from_text(cell, f"{where}, column {name}") for cell, name in
                          zip(row[1:], sensors, strict=True)])
             _check_count(len(times), max_points, len(sensors))
     except csv.Error as exc:
-        raise ApiError(422, "invalid_csv", f"line {reader.line_num}: {exc}") from exc
+        raise ApiError("invalid_csv", f"line {reader.line_num}: {exc}") from exc
     matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(sensors))
     return _usable(RawSeries(
         timestamps=np.array(times, dtype=np.float64),
@@ -269,7 +269,7 @@ def parse_csv_series(text: str, *, max_points: int | None = None) -> RawSeries:
 def _usable(raw: RawSeries) -> RawSeries:
     """`raw` itself, after the checks that need no model: not empty, every value fits in float32."""
     if raw.timestamps.size == 0:
-        raise ApiError(422, "series_too_short", "the series is empty")
+        raise ApiError("series_too_short", "the series is empty")
     for name, column in raw.values.items():
         too_big = np.abs(np.nan_to_num(column)) > FLOAT32_MAX
         if too_big.any():
@@ -288,7 +288,7 @@ def _sensor_matrix(raw: RawSeries, sensor_names: Sequence[str]) -> np.ndarray:
     given = list(raw.values)
     if sorted(given) != sorted(sensor_names):
         raise ApiError(
-            422, "sensor_mismatch",
+            "sensor_mismatch",
             f"the model expects sensors {list(sensor_names)}; the request has {given}",
         )
     return np.stack([raw.values[name] for name in sensor_names], axis=1)
@@ -301,7 +301,7 @@ def _apply_duplicate_policy(sorted_times: np.ndarray, values: np.ndarray, policy
     if policy == "reject" and same_as_next.any():
         first = format_timestamp(sorted_times[int(np.argmax(same_as_next))])
         raise ApiError(
-            422, "duplicate_timestamps",
+            "duplicate_timestamps",
             f"{int(same_as_next.sum())} duplicated timestamps, the first at {first}",
         )
     dropped = {"first": same_as_previous, "last": same_as_next}.get(policy)
@@ -337,7 +337,7 @@ def prepare_series(
     matrix = _sensor_matrix(raw, sensor_names)
     empty = np.isnan(matrix).all(axis=0)
     if empty.any():
-        raise ApiError(422, "gap_too_long", f"sensor {sensor_names[int(np.argmax(empty))]!r} has no values at all")
+        raise ApiError("gap_too_long", f"sensor {sensor_names[int(np.argmax(empty))]!r} has no values at all")
     order = np.argsort(raw.timestamps, kind="stable")
     sorted_values = _apply_duplicate_policy(raw.timestamps[order], matrix[order], duplicate_policy)
     matrix = np.empty_like(sorted_values)
@@ -345,7 +345,7 @@ def prepare_series(
     grid = put_on_grid(raw.timestamps, matrix, interval_seconds, max_gap_steps)
     if len(grid.values) > max_points:
         raise ApiError(
-            413, "series_too_long",
+            "series_too_long",
             f"the series fills {len(grid.values)} points at the model's interval of {interval_seconds:g} s "
             f"(gaps interpolated); the limit is {max_points}",
         )
@@ -353,7 +353,7 @@ def prepare_series(
     if longest < history_length + 1:
         where = f" between {len(grid.gaps)} gaps" if grid.gaps else ""
         raise ApiError(
-            422, "series_too_short",
+            "series_too_short",
             f"the longest gap-free run{where} has {longest} points at the model's interval of "
             f"{interval_seconds:g} s; the model needs at least {history_length + 1} "
             f"(history_length {history_length} + 1)",
