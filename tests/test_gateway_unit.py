@@ -3,6 +3,7 @@ real gunicorn gateway whose upstream is down (errors, limits, pages, readiness, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Histogram
 
+from serving.gateway import config as gateway_config
 from serving.gateway.config import GatewayConfig
 from serving.gateway.metrics import observe_many
 from serving.gateway.microbatch import MicroBatcher
@@ -41,6 +43,15 @@ def test_config_reads_env_and_overrides() -> None:
         GatewayConfig.from_env({"GATEWAY_PORT": "eighty"})
     with pytest.raises(ValueError, match="GATEWAY_DUPLICATE_POLICY must be one of"):
         GatewayConfig.from_env({"GATEWAY_DUPLICATE_POLICY": "median"})
+
+
+def test_config_parses_every_field_type() -> None:
+    """Each field's type has a parser (a new field of another type fails here, not at a deployment's start)."""
+    environ = {f"GATEWAY_{field.name.upper()}": str(field.default) for field in dataclasses.fields(GatewayConfig)}
+    assert GatewayConfig.from_env(environ) == GatewayConfig()
+    assert [gateway_config._boolean(raw) for raw in ("True", "no", "ON", "0")] == [True, False, True, False]
+    with pytest.raises(ValueError):
+        gateway_config._boolean("maybe")
 
 
 def test_observe_many_matches_observe() -> None:
@@ -116,7 +127,8 @@ def test_app_import_never_loads_tensorflow() -> None:
         import json, re, sys, time
         start = time.perf_counter()
         from serving.gateway.app import create_app
-        from serving.gateway.config import GatewayConfig
+        from serving.gateway import config
+from serving.gateway.config import GatewayConfig
         seconds = time.perf_counter() - start
         app = create_app(GatewayConfig(upstream="127.0.0.1:{free_port()}", deadline_seconds=1))
         client = app.test_client()

@@ -18,8 +18,9 @@ from serving.anomaly_scoring import ScoreParams
 from serving.contract import EXPORT_TEMP_PREFIX
 from tests.conftest import MNIST_NPZ, SHARED_DATA, require
 from tests.processes import REPO_ROOT, python_module
+from training.common import DataError
 from training.export import existing_versions, publish_version
-from training.mnist_data import DataError, load_mnist, read_idx
+from training.mnist_data import load_mnist, read_idx
 
 tf = pytest.importorskip("tensorflow")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.contract import MNIST_SIDE
+from training.common import DataError
 
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
@@ -18,10 +19,6 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
 IDX_DTYPE_UBYTE = 0x08
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the CLI prints the message and exits non-zero."""
 
 
 @dataclass(frozen=True)

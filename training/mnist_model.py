@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from serving.contract import DIGIT_CLASSES, IMAGE_INPUT, MNIST_SIDE, PROBABILITIES_OUTPUT
+from training.common import EpochLog
 from training.mnist_augment import AugmentParams, augment
 from training.mnist_data import MnistData
 
@@ -75,25 +76,6 @@ def make_dataset(x: np.ndarray, y: np.ndarray, params: MnistParams, training: bo
             deterministic=True,
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-class EpochLog:
-    """Keras callback printing one line per epoch: progress output that also reads well in CI logs."""
-
-    def __new__(cls, total_epochs: int, label: str):
-        import keras
-
-        class _EpochLog(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                shown = "  ".join(f"{key}={value:.4f}" for key, value in logs.items() if key != "learning_rate")
-                elapsed = time.perf_counter() - self.start
-                print(f"[{label}] epoch {epoch + 1}/{total_epochs}  {shown}  ({elapsed:.1f}s)", flush=True)
-
-        return _EpochLog()
 
 
 def train(data: MnistData, params: MnistParams, strategy, callbacks: list | None = None) -> tuple[object, dict]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import platform
@@ -13,9 +12,10 @@ from pathlib import Path
 
 from serving.contract import MODEL_CARD_FILE, REPORT_FILE
 from training.export import publish_version, write_json
+from training.settings import RunSettings
 
 
-def report_base(name: str, args: argparse.Namespace, devices, params: object, started: float) -> dict:
+def report_base(name: str, settings: RunSettings, devices, params: object, started: float) -> dict:
     """Facts every report carries: what, when, on which device, with which parameters and software."""
     import keras
     import tensorflow as tf
@@ -25,8 +25,8 @@ def report_base(name: str, args: argparse.Namespace, devices, params: object, st
         "trained_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
         "device": devices.describe(),
         "mixed_precision": devices.mixed_precision,
-        "seed": args.seed,
-        "quick": args.quick,
+        "seed": settings.seed,
+        "quick": settings.quick,
         "parameters": dataclasses.asdict(params),
         "software": {
             "python": platform.python_version(),
@@ -50,7 +50,7 @@ def card_facts(report: dict, epochs: int) -> dict[str, object]:
 
 
 def finish(
-    name: str, args: argparse.Namespace, report: dict, write_model: Callable[[Path], None],
+    name: str, out: Path, report: dict, write_model: Callable[[Path], None],
     card: Callable[[Path, dict], None],
 ) -> None:
     """Export atomically (model, card and report all inside the version before it appears), print the report."""
@@ -65,6 +65,6 @@ def finish(
         report["export_seconds"] = round(time.perf_counter() - export_started, 2)
         write_json(tmp / REPORT_FILE, report)
 
-    version, path = publish_version(args.out / name, write, stamp)
+    version, path = publish_version(out / name, write, stamp)
     print(f"[{name}] exported version {version} to {path}")
     print(json.dumps(report["metrics"], indent=2))

@@ -17,7 +17,7 @@ import numpy as np
 from serving.gateway.errors import ApiError
 from serving.gateway.series import parse_csv_series
 from serving.series_grid import GridError, infer_interval, put_on_grid
-from training.mnist_data import DataError
+from training.common import DataError
 
 MAX_GAP_STEPS = 12  # the gateway's default `max_gap_steps`
 

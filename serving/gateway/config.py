@@ -8,7 +8,7 @@ variable is in serving/gateway/README.md.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -99,10 +99,26 @@ class GatewayConfig:
         return cls(**values)
 
 
-def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
-    kind = {"int": int, "float": float, "str": str}[field.type if isinstance(field.type, str)
-                                                     else field.type.__name__]
+def _boolean(raw: str) -> bool:
+    """true/false, yes/no, on/off or 1/0, in any case."""
+    answer = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
     try:
-        return kind(raw)
+        return answer[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(raw) from None
+
+
+# How a `GATEWAY_*` string becomes each type a field may have (the annotations are strings: postponed evaluation).
+PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str, "bool": _boolean}
+
+
+def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
+    """`raw` as the field's type; a field of a type PARSERS does not know is a programming error (TypeError)."""
+    type_name = field.type if isinstance(field.type, str) else field.type.__name__
+    parse = PARSERS.get(type_name)
+    if parse is None:
+        raise TypeError(f"GatewayConfig.{field.name}: no parser for type {type_name!r}; add one to PARSERS")
+    try:
+        return parse(raw)
     except ValueError:
-        raise ValueError(f"{ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        raise ValueError(f"{ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {type_name}") from None

@@ -1,6 +1,6 @@
 """The one shape of every prediction route: read -> preprocess -> predict -> postprocess.
 
-A model type is an `Endpoint` that writes those four steps; `serve` runs them for a request and owns what every
+A model type is an `Endpoint` that writes those four steps; `serve_request` runs them for a request and owns what every
 route shares: the request's deadline, the `gateway_stage_duration_seconds` timing of each step, the JSON
 response, the model-version metric, the metrics each endpoint asks to be counted, and one retry when the model
 version a request was prepared for vanished before the Predict (a rollout: prepare again for the new one).
@@ -29,7 +29,7 @@ Prepared = TypeVar("Prepared")  # the model's inputs and whatever postprocess ne
 
 
 class VersionGone(UpstreamError):
-    """The pinned model version was unloaded between preprocess and predict; `serve` prepares once more."""
+    """The pinned model version was unloaded between preprocess and predict; `serve_request` prepares once more."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Answer:
 
 
 class Endpoint(ABC, Generic[Query, Prepared]):
-    """One model type behind one route. Subclasses write the four steps; `serve` calls them in order."""
+    """One model type behind one route. Subclasses write the four steps; `serve_request` calls them in order."""
 
     route: str
 
@@ -77,7 +77,7 @@ class Endpoint(ABC, Generic[Query, Prepared]):
         return nullcontext()
 
 
-def serve(endpoint: Endpoint[Any, Any], request: Request, deadline_seconds: float) -> Response:
+def serve_request(endpoint: Endpoint[Any, Any], request: Request, deadline_seconds: float) -> Response:
     """Run `endpoint`'s four steps for `request` within `deadline_seconds`, timed per stage."""
     deadline = time.monotonic() + deadline_seconds
     timer = StageTimer(endpoint.route)

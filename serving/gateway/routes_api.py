@@ -1,4 +1,4 @@
-"""The prediction routes: one POST route per model type, each served by `endpoint.serve`."""
+"""The prediction routes: one POST route per model type, each served by `endpoint.serve_request`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from serving.gateway.config import GatewayConfig
-from serving.gateway.endpoint import Endpoint, serve
+from serving.gateway.endpoint import Endpoint, serve_request
 
 
 def register(app: Flask, config: GatewayConfig, endpoints: Sequence[Endpoint[Any, Any]]) -> None:
@@ -16,6 +16,6 @@ def register(app: Flask, config: GatewayConfig, endpoints: Sequence[Endpoint[Any
     for endpoint in endpoints:
 
         def view(endpoint: Endpoint[Any, Any] = endpoint) -> Response:
-            return serve(endpoint, request, config.deadline_seconds)
+            return serve_request(endpoint, request, config.deadline_seconds)
 
         app.add_url_rule(endpoint.route, type(endpoint).__name__, view, methods=["POST"])

@@ -102,7 +102,7 @@ def _type_name(value: object) -> str:
 VALUES_PER_POINT = 4
 
 
-def _check_count(count: int, max_points: int | None, sensors: int = 1) -> None:
+def _check_series_size(count: int, max_points: int | None, sensors: int = 1) -> None:
     if max_points is None:
         return
     if count > max_points:
@@ -194,7 +194,7 @@ def parse_json_series(payload: object, *, max_points: int | None = None) -> RawS
     if ("values" in payload) == ("series" in payload):
         raise ApiError("invalid_series", "send exactly one of 'values' (one sensor) or 'series' (named)")
     raw_times = _json_list(payload, "timestamps")
-    _check_count(len(raw_times), max_points)
+    _check_series_size(len(raw_times), max_points)
     if "values" in payload:
         columns = {UNIVARIATE_KEY: _json_list(payload, "values")}
         labels = {UNIVARIATE_KEY: "values"}
@@ -204,7 +204,7 @@ def parse_json_series(payload: object, *, max_points: int | None = None) -> RawS
             raise ApiError("invalid_series", "'series' must be a non-empty object of sensor -> list")
         columns = {name: _json_list(named, name, f"series.{name}") for name in named}
         labels = {name: f"series.{name}" for name in named}
-    _check_count(len(raw_times), max_points, len(columns))
+    _check_series_size(len(raw_times), max_points, len(columns))
     for name, column in columns.items():
         if len(column) != len(raw_times):
             raise ApiError(
@@ -255,7 +255,7 @@ def parse_csv_series(text: str, *, max_points: int | None = None) -> RawSeries:
             times.append(_timestamp_from_text(row[0], where))
             rows.append([_number_from_text(cell, f"{where}, column {name}") for cell, name in
                          zip(row[1:], sensors, strict=True)])
-            _check_count(len(times), max_points, len(sensors))
+            _check_series_size(len(times), max_points, len(sensors))
     except csv.Error as exc:
         raise ApiError("invalid_csv", f"line {reader.line_num}: {exc}") from exc
     matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(sensors))
@@ -333,7 +333,7 @@ def prepare_series(
     if duplicate_policy not in DUPLICATE_POLICIES:
         raise ValueError(f"duplicate_policy must be one of {DUPLICATE_POLICIES}")
     count = _usable(raw).timestamps.size
-    _check_count(count, max_points)
+    _check_series_size(count, max_points)
     matrix = _sensor_matrix(raw, sensor_names)
     empty = np.isnan(matrix).all(axis=0)
     if empty.any():

@@ -68,7 +68,7 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class VersionState:
+class ReportedVersion:
     """One entry of GetModelStatus: version, state name (AVAILABLE, LOADING, ...) and error text."""
 
     version: int
@@ -153,7 +153,7 @@ class UpstreamClient:
             ) from exc
         return response.model_spec.version.value, signatures
 
-    def status(self, name: str, deadline: float, *, retry: bool = True) -> list[VersionState]:
+    def status(self, name: str, deadline: float, *, retry: bool = True) -> list[ReportedVersion]:
         """Every version the server knows of `name`, with its state.
 
         Probes pass `retry=False`: a health check must answer fast and report what it sees right now.
@@ -163,7 +163,7 @@ class UpstreamClient:
         response = self._call(GET_MODEL_STATUS, "GetModelStatus", request, name, deadline, retries)
         state_name = tfs_lite_pb2.ModelVersionStatus.State.Name
         return [
-            VersionState(version=item.version, state=state_name(item.state), error=redact(item.status.error_message))
+            ReportedVersion(version=item.version, state=state_name(item.state), error=redact(item.status.error_message))
             for item in response.model_version_status
         ]
 
