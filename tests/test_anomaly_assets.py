@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from serving.anomaly_scoring import false_alarm_rate
-from serving.gateway.series import parse_csv_series, prepare_series
+from serving.gateway.series_input import parse_csv_series
+from serving.gateway.series_prepare import prepare_series
 from tests.conftest import NAB_DIR, NAB_TRAIN_CSV, require
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.fixtures_modelserver import ModelServerHandle, start_model_server

@@ -1,4 +1,5 @@
-"""serving/gateway/series.py and segments.py: parsing, the model grid, chunks and anomaly segments."""
+"""serving/gateway/series_input.py, series_prepare.py, series_chunks.py and segments.py: parsing, the model grid,
+chunks and anomaly segments."""
 
 from __future__ import annotations
 
@@ -12,17 +13,10 @@ import numpy as np
 import pytest
 
 from serving.gateway.errors import ApiError
-from serving.gateway.series import (
-    Chunk,
-    PreparedSeries,
-    RawSeries,
-    format_timestamps,
-    make_chunks,
-    parse_csv_series,
-    parse_json_series,
-    prepare_series,
-    stitch,
-)
+from serving.gateway.segments import format_timestamps
+from serving.gateway.series_chunks import Chunk, make_chunks, stitch
+from serving.gateway.series_input import RawSeries, parse_csv_series, parse_json_series
+from serving.gateway.series_prepare import PreparedSeries, prepare_series
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC).timestamp()
 FIVE_MINUTES = 300.0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.gateway.errors import ApiError
-from serving.gateway.series import parse_csv_series
+from serving.gateway.series_input import parse_csv_series
 from serving.series_grid import GridError, infer_interval, put_on_grid
 from training.common import DataError
 

@@ -1,10 +1,10 @@
 """`POST /v1/anomaly:score`: a sensor series in, a score per point, the events and the gaps out.
 
 The request names a model (one per asset; default `anomaly`). The series is put on that model's grid
-(gaps split it into parts), each part is cut into equal-length chunks that overlap by `history_length`
-(serving/gateway/series.py), and all chunks go to the model in ONE Predict call ([n_chunks, chunk_len, F])
-with the version whose constants were used to prepare them. The model's per-step errors become
-self-adapting scores, flags and events in serving/anomaly_scoring.py (docs/anomaly.md).
+(gaps split it into parts; serving/gateway/series_prepare.py), each part is cut into equal-length chunks that
+overlap by `history_length` (series_chunks.py), and all chunks go to the model in ONE Predict call
+([n_chunks, chunk_len, F]) with the version whose constants were used to prepare them. The model's per-step
+errors become self-adapting scores, flags and events in serving/anomaly_scoring.py (docs/anomaly.md).
 """
 
 from __future__ import annotations
@@ -26,18 +26,10 @@ from serving.gateway.endpoint import Answer, Count, Endpoint, VersionGone
 from serving.gateway.errors import ApiError
 from serving.gateway.jsonio import is_json, read_json
 from serving.gateway.model_registry import ModelRegistry
-from serving.gateway.series import (
-    Chunk,
-    PreparedSeries,
-    RawSeries,
-    chunk_windows,
-    format_timestamps,
-    parse_csv_series,
-    parse_json_series,
-    plan_chunks,
-    prepare_series,
-    stitch,
-)
+from serving.gateway.segments import format_timestamps
+from serving.gateway.series_chunks import Chunk, chunk_windows, plan_chunks, stitch
+from serving.gateway.series_input import RawSeries, parse_csv_series, parse_json_series
+from serving.gateway.series_prepare import PreparedSeries, prepare_series
 from serving.gateway.upstream import Prediction, UpstreamClient, UpstreamError, model_spec
 
 ANOMALY_ROUTE = "/v1/anomaly:score"

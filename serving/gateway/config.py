@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from serving.gateway.series import DUPLICATE_POLICIES
+from serving.gateway.series_prepare import DUPLICATE_POLICIES
 
 ENV_PREFIX = "GATEWAY_"
 WORKER_CLASSES = ("gevent", "gthread", "sync")
