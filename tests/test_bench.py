@@ -57,3 +57,18 @@ def test_bench_runs_every_scenario_without_errors(trained_models: Path, mnist_np
     assert statuses["errors over every level (non-2xx + socket)"] == "PASS"
     assert statuses["single digits at 16 clients: throughput"] == "n/a"  # that level was not run
     assert set(statuses.values()) <= {"PASS", "MISS", "n/a"}
+
+
+@pytest.mark.slow
+def test_request_path_counts_the_hops_of_both_routes(trained_models: Path, tmp_path: Path) -> None:
+    out = tmp_path / "path.json"
+    command = python_module("bench.request_path", "--models", str(trained_models), "--out", str(out))
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=200)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for route, step in (("digit", "DigitEndpoint"), ("series", "AnomalyEndpoint")):
+        functions = results[route]["function_list"]
+        assert "serving.gateway.endpoint.serve_request" in functions, route
+        assert [f"serving.gateway.{'digits' if route == 'digit' else 'anomaly'}.{step}.{name}" in functions
+                for name in ("read", "preprocess", "predict", "postprocess")] == [True] * 4, route
+        assert results[route]["functions"] == len(functions) and results[route]["modules"] >= 8
