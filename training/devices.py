@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # TensorFlow loads in seconds: imported where training starts, typed here
+    import tensorflow as tf
 
 
 @dataclass(frozen=True)
 class DeviceSetup:
     """What training runs on, for logs and the training report."""
 
-    strategy: object
+    strategy: tf.distribute.Strategy
     device: str
     gpus: list[str]
     mixed_precision: bool

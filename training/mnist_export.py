@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 from serving.contract import DIGIT_OUTPUT, IMAGE_INPUT, MNIST_MODEL, MNIST_SIDE, PROBABILITIES_OUTPUT, SERVING_SIGNATURE
 from training.warmup import write_warmup_requests
 
 
-def save_mnist(model, export_dir: Path, warmup_images: np.ndarray) -> None:
+def save_mnist(model: keras.Model, export_dir: Path, warmup_images: np.ndarray) -> None:
     """Write the SavedModel and its warm-up requests (a batch of 1 and of 64 real images) into export_dir.
 
     keras.export.ExportArchive (not tf.saved_model.save of a wrapping tf.Module) so that the variables are

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # TensorFlow loads in seconds: imported where training starts, typed here
+    import keras
+    import tensorflow as tf
 
 from serving.contract import DIGIT_CLASSES, IMAGE_INPUT, MNIST_SIDE, PROBABILITIES_OUTPUT
 from training.common import EpochLog
@@ -32,7 +37,7 @@ class MnistParams:
     filters: tuple[int, int] = (16, 32)
 
 
-def build_model(filters: tuple[int, int] = (16, 32)):  # -> keras.Model
+def build_model(filters: tuple[int, int] = (16, 32)) -> keras.Model:
     """Input: float32 [batch, 28, 28, 1] in 0..255 (scaling is the model's first layer). Output: softmax [batch, 10]."""
     import keras
     from keras import layers
@@ -54,7 +59,7 @@ def build_model(filters: tuple[int, int] = (16, 32)):  # -> keras.Model
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, params: MnistParams, training: bool):
+def make_dataset(x: np.ndarray, y: np.ndarray, params: MnistParams, training: bool) -> tf.data.Dataset:
     """Batches of (float32 [b, 28, 28, 1], int32 [b]); for training shuffled and augmented, one pass per epoch.
 
     Finite on purpose: Keras makes a fresh iterator every epoch, reshuffling, and `Dataset.random` draws new
@@ -78,7 +83,9 @@ def make_dataset(x: np.ndarray, y: np.ndarray, params: MnistParams, training: bo
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def train(data: MnistData, params: MnistParams, strategy, callbacks: list | None = None) -> tuple[object, dict]:
+def train(
+    data: MnistData, params: MnistParams, strategy: tf.distribute.Strategy, callbacks: list | None = None
+) -> tuple[keras.Model, dict]:
     """Fit on the training images; returns the model and test-set metrics.
 
     `callbacks` replace the default one-line-per-epoch log (the time-to-accuracy benchmark scores each epoch).

@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from serving.contract import MODEL_CARD_FILE, REPORT_FILE
+from training.devices import DeviceSetup
 from training.export import publish_version, write_json
 from training.settings import RunSettings
 
 
-def report_base(name: str, settings: RunSettings, devices, params: object, started: float) -> dict:
+def report_base(name: str, settings: RunSettings, devices: DeviceSetup, params: object, started: float) -> dict:
     """Facts every report carries: what, when, on which device, with which parameters and software."""
     import keras
     import tensorflow as tf

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from serving import contract as c
 from training.common import DataError
+from training.devices import DeviceSetup
 from training.reporting import card_facts, finish, report_base
 from training.settings import AnomalySettings
 
@@ -62,7 +63,7 @@ def asset_files(data: Path, shard: tuple[int, int]) -> list[Path]:
     return files[index::count]
 
 
-def train_anomaly(settings: AnomalySettings, devices) -> None:
+def train_anomaly(settings: AnomalySettings, devices: DeviceSetup) -> None:
     """One model from a CSV (named settings.name) or synthetic data, or one model per CSV of a folder."""
     source = settings.data
     if source is None or not source.is_dir():
@@ -87,7 +88,7 @@ def train_anomaly(settings: AnomalySettings, devices) -> None:
           f"{len(files) - len(failed)} models, {len(failed)} skipped {failed if failed else ''}".rstrip())
 
 
-def train_one(settings: AnomalySettings, data: Path | None, name: str, devices) -> None:
+def train_one(settings: AnomalySettings, data: Path | None, name: str, devices: DeviceSetup) -> None:
     """Train one model on `data` (None: synthetic sensors) and export a version under settings.out/name/."""
     from training import anomaly_export, anomaly_model
 

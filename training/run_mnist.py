@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 from serving import contract as c
+from training.devices import DeviceSetup
 from training.reporting import card_facts, finish, report_base
 from training.settings import MnistSettings
 
 QUICK_MNIST_EPOCHS = 8
 
 
-def train_mnist(settings: MnistSettings, devices) -> None:
+def train_mnist(settings: MnistSettings, devices: DeviceSetup) -> None:
     """Train on settings.data, export a version under settings.out/mnist/."""
     from training import mnist_export, mnist_model
     from training.mnist_data import load_mnist
