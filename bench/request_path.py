@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, required=True, help="folder with mnist/ and anomaly/ versions")
     parser.add_argument("--out", type=Path, default=Path("bench-results/request_path.json"))
     args = parser.parse_args(argv)
-    server, target = _start_model_server(args.models.resolve())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    server, target = _start_model_server(args.models.resolve(), args.out.with_suffix(".modelserver.log"))
     try:
         client = _gateway_client(target)
         results = {
@@ -47,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:7s} {result['modules']:3d} modules  {result['functions']:3d} functions  ({result['calls']} calls)"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
@@ -120,23 +120,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_model_server(models: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_model_server(models: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     grpc_port, rest_port = _free_port(), _free_port()
     config = models / "models.config"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "serving.modelserver",
-            f"--port={grpc_port}",
-            f"--rest_api_port={rest_port}",
-            f"--model_config_file={config if config.is_file() else ROOT / 'serving/config/models.config'}",
-            f"--models_dir={models}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with log_path.open("wb") as log:  # the child keeps its own copy of the file descriptor
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serving.modelserver",
+                f"--port={grpc_port}",
+                f"--rest_api_port={rest_port}",
+                f"--model_config_file={config if config.is_file() else ROOT / 'serving/config/models.config'}",
+                f"--models_dir={models}",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -144,7 +145,7 @@ def _start_model_server(models: Path) -> tuple[subprocess.Popen[bytes], str]:
                 return server, f"127.0.0.1:{grpc_port}"
         except OSError:
             if server.poll() is not None:
-                raise SystemExit("the model server exited; see `python -m serving.modelserver --help`") from None
+                raise SystemExit(f"the model server exited:\n{log_path.read_text()[-2000:]}") from None
             time.sleep(0.2)
     server.terminate()
     raise SystemExit("the model server did not start within 120 s")

@@ -127,8 +127,7 @@ def test_app_import_never_loads_tensorflow() -> None:
         import json, re, sys, time
         start = time.perf_counter()
         from serving.gateway.app import create_app
-        from serving.gateway import config
-from serving.gateway.config import GatewayConfig
+        from serving.gateway.config import GatewayConfig
         seconds = time.perf_counter() - start
         app = create_app(GatewayConfig(upstream="127.0.0.1:{free_port()}", deadline_seconds=1))
         client = app.test_client()
