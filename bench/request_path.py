@@ -32,14 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=Path, required=True, help="folder with mnist/ and anomaly/ versions")
     parser.add_argument("--out", type=Path, default=Path("bench-results/request_path.json"))
+    parser.add_argument("--timed", type=int, default=100, help="requests per route timed after the trace (default 100)")
     args = parser.parse_args(argv)
+    if args.timed < 1:
+        parser.error("--timed must be at least 1")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     server, target = _start_model_server(args.models.resolve(), args.out.with_suffix(".modelserver.log"))
     try:
         client = _gateway_client(target)
+        png, csv = _digit_png(), _series_csv()
         results = {
-            "digit": _trace(lambda: client.post("/v1/digits:predict", data=_digit_png(), content_type="image/png")),
-            "series": _trace(lambda: client.post("/v1/anomaly:score", data=_series_csv(), content_type="text/csv")),
+            "digit": _trace(lambda: client.post("/v1/digits:predict", data=png, content_type="image/png"), args.timed),
+            "series": _trace(lambda: client.post("/v1/anomaly:score", data=csv, content_type="text/csv"), args.timed),
         }
     finally:
         server.terminate()
@@ -47,14 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     for name, result in results.items():
         print(
             f"{name:7s} {result['modules']:3d} modules  {result['functions']:3d} functions  ({result['calls']} calls)"
+            f"  median {result['median_ms']:.2f} ms over {result['timed']} requests"
         )
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 
 
-def _trace(send: Callable[[], Any]) -> dict[str, Any]:
-    """Send once to warm up (channel, version caches), then once while recording every project function call."""
+def _trace(send: Callable[[], Any], timed: int) -> dict[str, Any]:
+    """Send once to warm up (channel, version caches), once while recording every project function call, then
+    `timed` times for the latency through the gateway in process (no HTTP server, no gunicorn)."""
     deadline = time.monotonic() + 60
     response = send()
     while response.status_code == 503 and time.monotonic() < deadline:  # the server may still be loading
@@ -78,7 +84,14 @@ def _trace(send: Callable[[], Any]) -> dict[str, Any]:
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     functions = sorted({f"{module}.{name}" for module, name in calls if not name.rsplit(".", 1)[-1].startswith("<")})
     modules = sorted({module for module, _ in calls})
+    seconds = []
+    for _ in range(timed):
+        started = time.perf_counter()
+        send()
+        seconds.append(time.perf_counter() - started)
     return {
+        "timed": timed,
+        "median_ms": round(1000 * float(np.median(seconds)), 3),
         "modules": len(modules),
         "functions": len(functions),
         "calls": len(calls),

@@ -62,7 +62,7 @@ def test_bench_runs_every_scenario_without_errors(trained_models: Path, mnist_np
 @pytest.mark.slow
 def test_request_path_counts_the_hops_of_both_routes(trained_models: Path, tmp_path: Path) -> None:
     out = tmp_path / "path.json"
-    command = python_module("bench.request_path", "--models", str(trained_models), "--out", str(out))
+    command = python_module("bench.request_path", "--models", str(trained_models), "--out", str(out), "--timed", "3")
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=200)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     results = json.loads(out.read_text())
@@ -72,3 +72,4 @@ def test_request_path_counts_the_hops_of_both_routes(trained_models: Path, tmp_p
         assert [f"serving.gateway.{'digits' if route == 'digit' else 'anomaly'}.{step}.{name}" in functions
                 for name in ("read", "preprocess", "predict", "postprocess")] == [True] * 4, route
         assert results[route]["functions"] == len(functions) and results[route]["modules"] >= 8
+        assert results[route]["timed"] == 3 and results[route]["median_ms"] > 0
