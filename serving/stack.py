@@ -110,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
         # Behind nginx no slow client reaches the gateway, and gthread shares the CPU more fairly than
         # gevent's greenlets (serving/gateway/worker.py); facing clients itself, it keeps gevent.
-        env={"GATEWAY_MODELS_CONFIG": str(models_config.resolve()),
-             **({"GATEWAY_WORKER_CLASS": "gthread"} if nginx else {})},
+        env={
+            "GATEWAY_MODELS_CONFIG": str(models_config.resolve()),
+            **({"GATEWAY_WORKER_CLASS": "gthread"} if nginx else {}),
+        },
     )
     children = [model_server, gateway]
     if nginx:

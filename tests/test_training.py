@@ -98,11 +98,11 @@ def test_labelled_anomaly_is_the_strongest_event(trained_models: Path) -> None:
     params = ScoreParams(prior_mean=float(info["prior_error_mean"][0]), prior_std=float(info["prior_error_std"][0]))
     scores = adaptive_scores(errors, params)
     events = group_events(scores > threshold_for(0.5), scores, params.event_gap_points)
-    (start, end), = windows["artificialWithAnomaly/art_daily_jumpsup.csv"]
+    ((start, end),) = windows["artificialWithAnomaly/art_daily_jumpsup.csv"]
     stamps = frame["timestamp"]
     inside = [pd.Timestamp(start) <= stamps[e.start] <= pd.Timestamp(end) for e in events]
     flagged = scores > threshold_for(0.5)
-    strongest = max(range(len(events)), key=lambda k: flagged[events[k].start:events[k].end + 1].sum())
+    strongest = max(range(len(events)), key=lambda k: flagged[events[k].start : events[k].end + 1].sum())
     assert inside[strongest], [str(stamps[e.start]) for e in events]
     assert inside.count(False) <= 14 / 2, [str(stamps[e.start]) for e in events]  # 14 days of data
 
@@ -136,8 +136,9 @@ def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
     params = anomaly_model.AnomalyParams()
     forecaster = anomaly_model.build_forecaster(2, 8)
     scaler = anomaly_model.Scaler(np.array([10.0, -1.0], np.float32), np.array([2.0, 0.5], np.float32))
-    calibration = anomaly_model.Calibration(np.array([0.3, 0.1], np.float32),
-                                            ScoreParams(prior_mean=0.8, prior_std=0.2), 100)
+    calibration = anomaly_model.Calibration(
+        np.array([0.3, 0.1], np.float32), ScoreParams(prior_mean=0.8, prior_std=0.2), 100
+    )
     sequence = np.random.default_rng(1).normal([10.0, -1.0], [2.0, 0.5], size=(200, 2)).astype(np.float32)
     anomaly_export.save_anomaly(
         forecaster, scaler, calibration, params, "anomaly", ["a", "b"], 60.0, tmp_path / "anomaly", sequence
@@ -253,8 +254,10 @@ BAD_CSVS = {
     "no_header.csv": ("2024-01-01 00:00:00,1.0\n2024-01-01 00:05:00,2.0\n", "header must be 'timestamp"),
     "bad_time.csv": (f"timestamp,value\n{GOOD_ROW}yesterday,2\n", "line 3: 'yesterday' is neither an ISO 8601"),
     "not_number.csv": (f"timestamp,value\n{GOOD_ROW}2024-01-01 00:05:00,abc\n", "line 3, column value: 'abc' is not"),
-    "too_few.csv": ("timestamp,value\n" + "".join(f"2024-01-01 00:{m:02d}:00,1\n" for m in range(12)),
-                    "the longest gap-free run has 12 grid points; the anomaly model needs at least 33"),
+    "too_few.csv": (
+        "timestamp,value\n" + "".join(f"2024-01-01 00:{m:02d}:00,1\n" for m in range(12)),
+        "the longest gap-free run has 12 grid points; the anomaly model needs at least 33",
+    ),
     "empty.csv": ("", "the CSV is empty"),
     "binary.csv": ("\x00\x01\x02garbage\xff", "header must be"),
 }

@@ -13,8 +13,15 @@ from training.warmup import write_warmup_requests
 
 
 def save_anomaly(
-    model, scaler: Scaler, calibration: Calibration, params: AnomalyParams, name: str, sensor_names: list[str],
-    interval_seconds: float, export_dir: Path, example: np.ndarray,
+    model,
+    scaler: Scaler,
+    calibration: Calibration,
+    params: AnomalyParams,
+    name: str,
+    sensor_names: list[str],
+    interval_seconds: float,
+    export_dir: Path,
+    example: np.ndarray,
 ) -> None:
     """Write the SavedModel (both signatures) plus warm-up requests (one long sequence, and a batch of chunks).
 

@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mnist-data", help="with 'all': the MNIST data (as --data for mnist)")
     parser.add_argument("--anomaly-data", help="with 'all': the sensor CSV (as --data for anomaly)")
     parser.add_argument(
-        "--epochs", type=int,
+        "--epochs",
+        type=int,
         help=f"training epochs (default: {MnistParams.epochs} mnist, {AnomalyParams.epochs} anomaly; --quick: fewer)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed; CPU runs are deterministic (default 0)")
@@ -92,9 +93,15 @@ def settings_for(model: str, args: argparse.Namespace) -> MnistSettings | Anomal
     if model == "mnist":
         return MnistSettings(**vars(run), data=args.data or args.mnist_data)
     data = args.data or args.anomaly_data
-    return AnomalySettings(**vars(run), data=Path(data) if data else None, name=args.name,
-                           train_rows=args.train_rows, train_fraction=args.train_fraction,
-                           max_train_rows=args.max_train_rows, shard=args.shard)
+    return AnomalySettings(
+        **vars(run),
+        data=Path(data) if data else None,
+        name=args.name,
+        train_rows=args.train_rows,
+        train_fraction=args.train_fraction,
+        max_train_rows=args.max_train_rows,
+        shard=args.shard,
+    )
 
 
 def _shard(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, int]:

@@ -61,6 +61,4 @@ def setup_devices(mixed_precision: bool | None = None) -> DeviceSetup:
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     use_mixed = bool(gpus) if mixed_precision is None else mixed_precision and bool(gpus)
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
-    return DeviceSetup(
-        strategy=strategy, device="GPU" if gpus else "CPU", gpus=names, mixed_precision=use_mixed
-    )
+    return DeviceSetup(strategy=strategy, device="GPU" if gpus else "CPU", gpus=names, mixed_precision=use_mixed)

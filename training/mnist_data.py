@@ -100,8 +100,10 @@ def _checked(
 ) -> MnistData:
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         if x.ndim != 3 or x.shape[1:] != (MNIST_SIDE, MNIST_SIDE) or len(x) != len(y) or len(x) == 0:
-            raise DataError(f"{source}: {name} images must be [n, {MNIST_SIDE}, {MNIST_SIDE}] with n labels, "
-                            f"got {x.shape}, {y.shape}")
+            raise DataError(
+                f"{source}: {name} images must be [n, {MNIST_SIDE}, {MNIST_SIDE}] with n labels, "
+                f"got {x.shape}, {y.shape}"
+            )
     return MnistData(
         x_train.astype(np.uint8),
         y_train.astype(np.uint8),

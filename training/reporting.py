@@ -51,7 +51,10 @@ def card_facts(report: dict, epochs: int) -> dict[str, object]:
 
 
 def finish(
-    name: str, out: Path, report: dict, write_model: Callable[[Path], None],
+    name: str,
+    out: Path,
+    report: dict,
+    write_model: Callable[[Path], None],
     card: Callable[[Path, dict], None],
 ) -> None:
     """Export atomically (model, card and report all inside the version before it appears), print the report."""

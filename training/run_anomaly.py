@@ -84,8 +84,10 @@ def train_anomaly(settings: AnomalySettings, devices: DeviceSetup) -> None:
         except DataError as exc:
             failed.append(name)
             print(f"[assets] {name}: skipped: {exc}", flush=True)
-    print(f"[assets {len(files)}/{len(files)}] done in {time.time() - started:.0f}s; "
-          f"{len(files) - len(failed)} models, {len(failed)} skipped {failed if failed else ''}".rstrip())
+    print(
+        f"[assets {len(files)}/{len(files)}] done in {time.time() - started:.0f}s; "
+        f"{len(files) - len(failed)} models, {len(failed)} skipped {failed if failed else ''}".rstrip()
+    )
 
 
 def train_one(settings: AnomalySettings, data: Path | None, name: str, devices: DeviceSetup) -> None:
@@ -107,8 +109,10 @@ def train_one(settings: AnomalySettings, data: Path | None, name: str, devices: 
     except ValueError as exc:
         raise DataError(f"{series.source}: {exc}") from None
     metrics["wall_seconds"] = round(time.time() - started, 2)
-    print(f"[{name}] learnt from {calibration.learning_points} points; error prior "
-          f"{calibration.score.prior_mean:.3f} +- {calibration.score.prior_std:.3f}")
+    print(
+        f"[{name}] learnt from {calibration.learning_points} points; error prior "
+        f"{calibration.score.prior_mean:.3f} +- {calibration.score.prior_std:.3f}"
+    )
     report = report_base(name, settings, devices, params, started)
     facts = {
         "sensor_names": series.sensor_names,
@@ -123,15 +127,25 @@ def train_one(settings: AnomalySettings, data: Path | None, name: str, devices: 
     report.update(
         metrics=metrics,
         calibration=facts,
-        data={"source": series.source, "sha256": series.fingerprint(), "points": len(series.values),
-              "notes": series.notes},
+        data={
+            "source": series.source,
+            "sha256": series.fingerprint(),
+            "points": len(series.values),
+            "notes": series.notes,
+        },
     )
     example = max(series.segments(params.min_points), key=len)[: params.window_steps * 4]
 
     card = functools.partial(write_card, name=name, epochs=epochs)
-    finish(name, settings.out, report, lambda tmp: anomaly_export.save_anomaly(
-        model, scaler, calibration, params, name, series.sensor_names, series.interval_seconds, tmp, example
-    ), card)
+    finish(
+        name,
+        settings.out,
+        report,
+        lambda tmp: anomaly_export.save_anomaly(
+            model, scaler, calibration, params, name, series.sensor_names, series.interval_seconds, tmp, example
+        ),
+        card,
+    )
 
 
 def write_card(path: Path, rep: dict, name: str, epochs: int) -> None:
@@ -141,16 +155,19 @@ def write_card(path: Path, rep: dict, name: str, epochs: int) -> None:
     facts = rep["calibration"]
     learning_points = facts["learning_points"]
     features = len(facts["sensor_names"])
-    confidence = ("short history: scores lean on the learnt prior until the series' own history "
-                  "takes over" if learning_points < 1000 else "learnt from a long history")
+    confidence = (
+        "short history: scores lean on the learnt prior until the series' own history takes over"
+        if learning_points < 1000
+        else "learnt from a long history"
+    )
     write_model_card(
-            path,
-            f"{name}: LSTM sensor anomaly detector",
-            "LSTM forecaster of each sensor's next change; its per-step error is turned into a self-adapting "
-            f"score by the gateway (docs/anomaly.md). Learnt from {learning_points} grid points "
-            f"({confidence}). Points in the first history_length steps of a sequence get no score.",
-            {**facts, **card_facts(rep, epochs)},
-            f"{c.SERVING_SIGNATURE}: {c.WINDOW_INPUT} float32 [-1,-1,{features}] -> "
-            f"{c.FORECAST_OUTPUT}, {c.RESIDUAL_OUTPUT} [-1,-1,{features}], {c.ERROR_OUTPUT} [-1,-1]\n"
-            f"{c.INFO_SIGNATURE}: {c.WINDOW_INPUT} -> " + ", ".join(c.INFO_OUTPUTS),
-        )
+        path,
+        f"{name}: LSTM sensor anomaly detector",
+        "LSTM forecaster of each sensor's next change; its per-step error is turned into a self-adapting "
+        f"score by the gateway (docs/anomaly.md). Learnt from {learning_points} grid points "
+        f"({confidence}). Points in the first history_length steps of a sequence get no score.",
+        {**facts, **card_facts(rep, epochs)},
+        f"{c.SERVING_SIGNATURE}: {c.WINDOW_INPUT} float32 [-1,-1,{features}] -> "
+        f"{c.FORECAST_OUTPUT}, {c.RESIDUAL_OUTPUT} [-1,-1,{features}], {c.ERROR_OUTPUT} [-1,-1]\n"
+        f"{c.INFO_SIGNATURE}: {c.WINDOW_INPUT} -> " + ", ".join(c.INFO_OUTPUTS),
+    )

@@ -41,18 +41,18 @@ def write_card(path: Path, rep: dict, epochs: int) -> None:
     from training.model_card import write_model_card
 
     write_model_card(
-            path,
-            "mnist: handwritten digit classifier",
-            "VGG-style CNN (2x[2 conv 3x3 + BN + ReLU] + max-pool, dense 128, dropout 0.4) trained with "
-            "rotation/zoom/shift augmentation and random stroke width, blur and ink response (the looks of "
-            "photographed digits after the gateway's preprocessing). Input: MNIST-style digits (white ink on "
-            "black, 28x28, centred by mass); scaling to [0, 1] is inside the graph.",
-            {
-                "test accuracy": rep["metrics"]["test_accuracy"],
-                "test images": rep["metrics"]["test_images"],
-                "training images": rep["metrics"]["train_images"],
-                **card_facts(rep, epochs),
-            },
-            f"{c.SERVING_SIGNATURE}: {c.IMAGE_INPUT} uint8 [-1,{c.MNIST_SIDE},{c.MNIST_SIDE},1] -> "
-            f"{c.PROBABILITIES_OUTPUT} float32 [-1,{c.DIGIT_CLASSES}], {c.DIGIT_OUTPUT} int64 [-1]",
-        )
+        path,
+        "mnist: handwritten digit classifier",
+        "VGG-style CNN (2x[2 conv 3x3 + BN + ReLU] + max-pool, dense 128, dropout 0.4) trained with "
+        "rotation/zoom/shift augmentation and random stroke width, blur and ink response (the looks of "
+        "photographed digits after the gateway's preprocessing). Input: MNIST-style digits (white ink on "
+        "black, 28x28, centred by mass); scaling to [0, 1] is inside the graph.",
+        {
+            "test accuracy": rep["metrics"]["test_accuracy"],
+            "test images": rep["metrics"]["test_images"],
+            "training images": rep["metrics"]["train_images"],
+            **card_facts(rep, epochs),
+        },
+        f"{c.SERVING_SIGNATURE}: {c.IMAGE_INPUT} uint8 [-1,{c.MNIST_SIDE},{c.MNIST_SIDE},1] -> "
+        f"{c.PROBABILITIES_OUTPUT} float32 [-1,{c.DIGIT_CLASSES}], {c.DIGIT_OUTPUT} int64 [-1]",
+    )

@@ -96,11 +96,14 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
             series = parse_csv_series(_text(upload.read(), CSV_FIELD), max_points=max_points)
             options = request.form.to_dict()
         else:
-            raise ApiError("unsupported_media_type",
-                           "send application/json, text/csv, or multipart/form-data with a CSV in field "
-                           f"{CSV_FIELD!r}; got {mimetype or 'no Content-Type'}")
-        threshold, sensitivity = (_unit_interval(request.args.get(name, options.get(name)), name)
-                                  for name in ("threshold", "sensitivity"))
+            raise ApiError(
+                "unsupported_media_type",
+                "send application/json, text/csv, or multipart/form-data with a CSV in field "
+                f"{CSV_FIELD!r}; got {mimetype or 'no Content-Type'}",
+            )
+        threshold, sensitivity = (
+            _unit_interval(request.args.get(name, options.get(name)), name) for name in ("threshold", "sensitivity")
+        )
         if threshold is not None and sensitivity is not None:
             raise ApiError("conflicting_parameters", "send threshold or sensitivity, not both")
         model = request.args.get("model", options.get("model", self.config.anomaly_model))
@@ -158,12 +161,25 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
         reasons = _unscored_reasons(prepared, info.history_length, placed, pick, scores)
         names = info.sensor_names
         points = [
-            {"timestamp": stamp, "score": score, "is_anomaly": flag, "alarm": alarm, "expected": forecast,
-             "contribution": share, **({"unscored": reason} if reason else {})}
+            {
+                "timestamp": stamp,
+                "score": score,
+                "is_anomaly": flag,
+                "alarm": alarm,
+                "expected": forecast,
+                "contribution": share,
+                **({"unscored": reason} if reason else {}),
+            }
             for stamp, score, flag, alarm, forecast, share, reason in zip(
-                format_timestamps(scoring.series.timestamps), scores.tolist(), flags.tolist(), alarms.tolist(),
-                _by_sensor(names, expected), _by_sensor(names, np.round(contribution, DECIMALS)), reasons,
-                strict=True)
+                format_timestamps(scoring.series.timestamps),
+                scores.tolist(),
+                flags.tolist(),
+                alarms.tolist(),
+                _by_sensor(names, expected),
+                _by_sensor(names, np.round(contribution, DECIMALS)),
+                reasons,
+                strict=True,
+            )
         ]
         body = {
             "points": points,
@@ -197,8 +213,12 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
             raise ApiError("unknown_model", f"no anomaly model {name[:80]!r}; known models: {listed}")
         catalog = self._catalogs.get(name)
         if catalog is None:
-            catalog = self._catalogs.setdefault(name, AnomalyCatalog(
-                self.upstream, name, label=self.config.model_label, version_ttl=self.config.version_cache_seconds))
+            catalog = self._catalogs.setdefault(
+                name,
+                AnomalyCatalog(
+                    self.upstream, name, label=self.config.model_label, version_ttl=self.config.version_cache_seconds
+                ),
+            )
         return catalog
 
 
@@ -228,12 +248,13 @@ def _contributions(residuals: np.ndarray) -> np.ndarray:
         return np.where(totals > 0, squared / totals, 1.0 / squared.shape[1])
 
 
-def _unscored_reasons(prepared: PreparedSeries, history_length: int, placed: np.ndarray, pick: np.ndarray,
-                      scores: np.ndarray) -> list[str | None]:
+def _unscored_reasons(
+    prepared: PreparedSeries, history_length: int, placed: np.ndarray, pick: np.ndarray, scores: np.ndarray
+) -> list[str | None]:
     """Why a point has no score: left out by a sensor gap, or still warming up (at the start or after a gap)."""
     after_gap = np.zeros(len(prepared.values), dtype=bool)
     for start, stop in prepared.parts[1:]:
-        after_gap[start:min(stop, start + history_length)] = True
+        after_gap[start : min(stop, start + history_length)] = True
     reasons: list[str | None] = [None] * len(scores)
     for i in np.flatnonzero(np.isnan(scores)).tolist():
         if not placed[i]:
@@ -245,8 +266,10 @@ def _unscored_reasons(prepared: PreparedSeries, history_length: int, placed: np.
 
 def _gaps_json(prepared: PreparedSeries) -> list[dict[str, Any]]:
     stamps = format_timestamps(np.array([t for gap in prepared.gaps for t in (gap.after, gap.before)]))
-    return [{"after": stamps[2 * k], "before": stamps[2 * k + 1], "missing_points": gap.missing_steps}
-            for k, gap in enumerate(prepared.gaps)]
+    return [
+        {"after": stamps[2 * k], "before": stamps[2 * k + 1], "missing_points": gap.missing_steps}
+        for k, gap in enumerate(prepared.gaps)
+    ]
 
 
 def _events_json(prepared: PreparedSeries, grid: GridScores) -> list[dict[str, Any]]:
@@ -257,8 +280,13 @@ def _events_json(prepared: PreparedSeries, grid: GridScores) -> list[dict[str, A
     places = np.array([[e.start, e.end, e.peak] for e in events]).ravel()
     stamps = format_timestamps(prepared.grid_timestamps[places])
     return [
-        {"start": stamps[3 * k], "end": stamps[3 * k + 1], "peak_score": float(scores[e.peak]),
-         "peak_at": stamps[3 * k + 2], "points": int(flags[e.start:e.end + 1].sum())}
+        {
+            "start": stamps[3 * k],
+            "end": stamps[3 * k + 1],
+            "peak_score": float(scores[e.peak]),
+            "peak_at": stamps[3 * k + 2],
+            "points": int(flags[e.start : e.end + 1].sum()),
+        }
         for k, e in enumerate(events)
     ]
 
@@ -276,8 +304,11 @@ def _check_outputs(info: AnomalyModelInfo, outputs: dict[str, np.ndarray], shape
     for key, want in expected.items():
         if key not in outputs or outputs[key].shape != want:
             got = outputs[key].shape if key in outputs else "nothing"
-            raise UpstreamError("model_contract", f"model {info.name!r} v{info.version} returned "
-                                f"{got} for {key!r}, expected {want}", grpc.StatusCode.INTERNAL)
+            raise UpstreamError(
+                "model_contract",
+                f"model {info.name!r} v{info.version} returned {got} for {key!r}, expected {want}",
+                grpc.StatusCode.INTERNAL,
+            )
 
 
 def _text(data: bytes, where: str) -> str:

@@ -44,9 +44,7 @@ DEFAULT_ALLOW = ("/v1/",)
 class KeyRejected(ApiError):
     """A 401, 403 or 429 for a request's key; `key_name` is the known key's name, or None."""
 
-    def __init__(
-        self, key_name: str | None, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, key_name: str | None, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(code, message, headers)
         self.key_name = key_name
 

@@ -38,6 +38,7 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
+
 def create_app(config: GatewayConfig) -> Flask:
     app = Flask("serving.gateway", static_folder="static", static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
@@ -55,8 +56,12 @@ def create_app(config: GatewayConfig) -> Flask:
     if config.api_keys_file:
         ring = apikeys.KeyRing.from_file(Path(config.api_keys_file), _shared_dir())
         apikeys.install(app, ring, exempt=on_metrics_port)
-    bodies.install(app, bodies.BodyRule(config.max_request_bytes), {ANOMALY_ROUTE: _series_rule(config)},
-                   bodies.BodyBudget(config.max_inflight_body_bytes))
+    bodies.install(
+        app,
+        bodies.BodyRule(config.max_request_bytes),
+        {ANOMALY_ROUTE: _series_rule(config)},
+        bodies.BodyBudget(config.max_inflight_body_bytes),
+    )
     _install_error_handlers(app)
     return app
 
@@ -87,11 +92,13 @@ def _metrics_port_guard(app: Flask, config: GatewayConfig) -> Callable[[], bool]
 
 def _series_rule(config: GatewayConfig) -> bodies.BodyRule:
     points = config.max_series_points
-    return bodies.BodyRule(min(config.max_request_bytes, points * SERIES_BYTES_PER_POINT),
-                           max_separators=points * SERIES_ITEMS_PER_POINT)
+    return bodies.BodyRule(
+        min(config.max_request_bytes, points * SERIES_BYTES_PER_POINT), max_separators=points * SERIES_ITEMS_PER_POINT
+    )
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 
 def _endpoint_label() -> str:
     rule = request.url_rule

@@ -79,9 +79,11 @@ class AnomalyCatalog:
         ).outputs
         try:
             names = tuple(bytes(item).decode("utf-8") for item in outputs[c.SENSOR_NAMES_INFO].ravel())
-            score = ScoreParams(**{field: int(outputs[field].ravel()[0]) for field in c.COUNT_INFOS},
-                                prior_mean=float(outputs[c.PRIOR_ERROR_MEAN_INFO].ravel()[0]),
-                                prior_std=float(outputs[c.PRIOR_ERROR_STD_INFO].ravel()[0]))
+            score = ScoreParams(
+                **{field: int(outputs[field].ravel()[0]) for field in c.COUNT_INFOS},
+                prior_mean=float(outputs[c.PRIOR_ERROR_MEAN_INFO].ravel()[0]),
+                prior_std=float(outputs[c.PRIOR_ERROR_STD_INFO].ravel()[0]),
+            )
             info = AnomalyModelInfo(
                 name=self.name,
                 version=version,
@@ -93,14 +95,22 @@ class AnomalyCatalog:
         except (KeyError, IndexError, UnicodeDecodeError, TypeError, ValueError) as exc:
             raise _contract_error(self.name, f"model_info signature is incomplete: {exc}") from exc
         counts_usable = all(getattr(score, field) >= 1 for field in c.COUNT_INFOS)
-        usable = (info.history_length >= 0 and 0 < info.interval_seconds < math.inf and counts_usable
-                  and math.isfinite(score.prior_mean) and math.isfinite(score.prior_std) and score.prior_std > 0)
+        usable = (
+            info.history_length >= 0
+            and 0 < info.interval_seconds < math.inf
+            and counts_usable
+            and math.isfinite(score.prior_mean)
+            and math.isfinite(score.prior_std)
+            and score.prior_std > 0
+        )
         if not usable:
-            raise _contract_error(self.name, f"model_info constants out of range: history_length "
-                                  f"{info.history_length}, interval {info.interval_seconds}, {score}")
+            raise _contract_error(
+                self.name,
+                f"model_info constants out of range: history_length "
+                f"{info.history_length}, interval {info.interval_seconds}, {score}",
+            )
         if info.features != features:
-            raise _contract_error(self.name,
-                                  f"model_info names {info.features} sensors, input has {features}")
+            raise _contract_error(self.name, f"model_info names {info.features} sensors, input has {features}")
         return info
 
 

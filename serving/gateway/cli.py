@@ -16,14 +16,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--port", type=int, help="HTTP port (GATEWAY_PORT, default 8080)")
     parser.add_argument("--host", help="address to bind (GATEWAY_HOST, default 0.0.0.0)")
-    parser.add_argument("--upstream",
-                        help="model server gRPC host:port (GATEWAY_UPSTREAM, default localhost:8500)")
+    parser.add_argument("--upstream", help="model server gRPC host:port (GATEWAY_UPSTREAM, default localhost:8500)")
     parser.add_argument("--workers", type=int, help="worker processes (GATEWAY_WORKERS, default 2)")
     parser.add_argument("--threads", type=int, help="threads per worker (GATEWAY_THREADS, default 4)")
-    parser.add_argument("--deadline-seconds", type=float,
-                        help="time limit per request upstream (GATEWAY_DEADLINE_SECONDS, default 5)")
-    parser.add_argument("--microbatch-ms", type=float,
-                        help="micro-batching window for digits, 0 = off (GATEWAY_MICROBATCH_MS, default 2)")
+    parser.add_argument(
+        "--deadline-seconds", type=float, help="time limit per request upstream (GATEWAY_DEADLINE_SECONDS, default 5)"
+    )
+    parser.add_argument(
+        "--microbatch-ms",
+        type=float,
+        help="micro-batching window for digits, 0 = off (GATEWAY_MICROBATCH_MS, default 2)",
+    )
     return parser.parse_args(argv)
 
 

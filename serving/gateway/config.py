@@ -54,29 +54,45 @@ class GatewayConfig:
     metrics_port: int = 0
 
     def __post_init__(self) -> None:
-        positive = ("port", "workers", "threads", "worker_connections", "read_timeout_seconds",
-                    "max_request_bytes", "max_images", "max_image_pixels", "max_request_pixels", "max_series_points",
-                    "anomaly_chunk_points", "microbatch_max_images")
+        positive = (
+            "port",
+            "workers",
+            "threads",
+            "worker_connections",
+            "read_timeout_seconds",
+            "max_request_bytes",
+            "max_images",
+            "max_image_pixels",
+            "max_request_pixels",
+            "max_series_points",
+            "anomaly_chunk_points",
+            "microbatch_max_images",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive, got {getattr(self, name)}")
         if self.deadline_seconds <= 0:
             raise ValueError(f"{ENV_PREFIX}DEADLINE_SECONDS must be positive, got {self.deadline_seconds}")
-        not_negative = ("upstream_retries", "max_gap_steps", "version_cache_seconds", "microbatch_ms",
-                        "model_label_limit", "metrics_port")
+        not_negative = (
+            "upstream_retries",
+            "max_gap_steps",
+            "version_cache_seconds",
+            "microbatch_ms",
+            "model_label_limit",
+            "metrics_port",
+        )
         for name in not_negative:
             if getattr(self, name) < 0:
-                raise ValueError(f"{ENV_PREFIX}{name.upper()} must not be negative, "
-                                 f"got {getattr(self, name)}")
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must not be negative, got {getattr(self, name)}")
 
         if self.max_inflight_body_bytes < self.max_request_bytes:
             raise ValueError(f"{ENV_PREFIX}MAX_INFLIGHT_BODY_BYTES must be at least {ENV_PREFIX}MAX_REQUEST_BYTES")
         if self.worker_class not in WORKER_CLASSES:
-            raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, "
-                             f"got {self.worker_class!r}")
+            raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, got {self.worker_class!r}")
         if self.duplicate_policy not in DUPLICATE_POLICIES:
-            raise ValueError(f"{ENV_PREFIX}DUPLICATE_POLICY must be one of {DUPLICATE_POLICIES}, "
-                             f"got {self.duplicate_policy!r}")
+            raise ValueError(
+                f"{ENV_PREFIX}DUPLICATE_POLICY must be one of {DUPLICATE_POLICIES}, got {self.duplicate_policy!r}"
+            )
 
     @property
     def microbatching(self) -> bool:

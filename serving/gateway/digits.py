@@ -27,7 +27,6 @@ DIGITS_ROUTE = "/v1/digits:predict"
 IMAGE_FIELD = "image"  # the multipart field of the HTTP API
 
 
-
 class PixelBudget:
     """The pixels one request's images may decode to in all.
 
@@ -45,11 +44,13 @@ class PixelBudget:
             image = decode_image(blob, max_pixels=limit)
         except ApiError as exc:
             if exc.status == 413 and limit < max_image_pixels:
-                raise ApiError("request_too_many_pixels",
-                               f"the images of one request may hold {self.total} pixels in all") from None
+                raise ApiError(
+                    "request_too_many_pixels", f"the images of one request may hold {self.total} pixels in all"
+                ) from None
             raise
         self.remaining -= image.width * image.height
         return image
+
 
 @dataclass(frozen=True)
 class Picture:
@@ -76,9 +77,13 @@ class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
         self.max_pixels = config.max_image_pixels
         self.max_request_pixels = config.max_request_pixels
         self.batcher = (
-            MicroBatcher(self._predict_batch, window_seconds=config.microbatch_ms / 1000.0,
-                         max_items=config.microbatch_max_images)
-            if config.microbatching else None
+            MicroBatcher(
+                self._predict_batch,
+                window_seconds=config.microbatch_ms / 1000.0,
+                max_items=config.microbatch_max_images,
+            )
+            if config.microbatching
+            else None
         )
 
     def reading(self) -> AbstractContextManager[object]:
@@ -99,9 +104,11 @@ class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
             instances = _instances(read_json(request))
             self._check_image_count(len(instances), "instances")
             return [self._from_instance(item, i, budget) for i, item in enumerate(instances)]
-        raise ApiError("unsupported_media_type",
-                       f"send multipart/form-data (field {IMAGE_FIELD!r}), an image/png or image/jpeg body, "
-                       f"or application/json with instances; got {mimetype or 'no Content-Type'}")
+        raise ApiError(
+            "unsupported_media_type",
+            f"send multipart/form-data (field {IMAGE_FIELD!r}), an image/png or image/jpeg body, "
+            f"or application/json with instances; got {mimetype or 'no Content-Type'}",
+        )
 
     def preprocess(self, pictures: list[Picture], deadline: float) -> np.ndarray:
         """uint8 [n, 28, 28]: each picture as an MNIST digit."""
@@ -120,13 +127,15 @@ class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
         body = {
             "predictions": [
                 {"digit": digit, "confidence": conf, "probabilities": probs}
-                for digit, conf, probs in zip(digits.tolist(), np.round(confidence, 6).tolist(), rounded,
-                                              strict=True)
+                for digit, conf, probs in zip(digits.tolist(), np.round(confidence, 6).tolist(), rounded, strict=True)
             ],
             "model": {"name": self.model, "version": prediction.version},
         }
-        counts = [Count(metrics.DIGIT_PREDICTIONS, int(times), (str(digit),))
-                  for digit, times in enumerate(np.bincount(digits, minlength=DIGIT_CLASSES)) if times]
+        counts = [
+            Count(metrics.DIGIT_PREDICTIONS, int(times), (str(digit),))
+            for digit, times in enumerate(np.bincount(digits, minlength=DIGIT_CLASSES))
+            if times
+        ]
         counts.append(Count(metrics.DIGIT_CONFIDENCE, confidence))
         return Answer(body, self.model, prediction.version, counts)
 
@@ -134,11 +143,18 @@ class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
         """probabilities [n, 10] and digit [n] (as int64), or a 503 `model_contract` when the model broke it."""
         probabilities = prediction.outputs.get(PROBABILITIES_OUTPUT)
         digits = prediction.outputs.get(DIGIT_OUTPUT)
-        if (probabilities is None or digits is None or probabilities.shape != (count, DIGIT_CLASSES)
-                or digits.shape != (count,)):
-            raise UpstreamError("model_contract", f"model {self.model!r} did not return "
-                                f"{PROBABILITIES_OUTPUT} [n, {DIGIT_CLASSES}] and {DIGIT_OUTPUT} [n]",
-                                grpc.StatusCode.INTERNAL)
+        if (
+            probabilities is None
+            or digits is None
+            or probabilities.shape != (count, DIGIT_CLASSES)
+            or digits.shape != (count,)
+        ):
+            raise UpstreamError(
+                "model_contract",
+                f"model {self.model!r} did not return "
+                f"{PROBABILITIES_OUTPUT} [n, {DIGIT_CLASSES}] and {DIGIT_OUTPUT} [n]",
+                grpc.StatusCode.INTERNAL,
+            )
         return probabilities, digits.astype(np.int64)
 
     def _predict_batch(self, images: np.ndarray, deadline: float) -> Prediction:
@@ -149,8 +165,7 @@ class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
         if count == 0:
             raise ApiError("no_images", f"no image in {where}")
         if count > self.max_images:
-            raise ApiError("too_many_images",
-                           f"{count} images in {where}; at most {self.max_images} per request")
+            raise ApiError("too_many_images", f"{count} images in {where}; at most {self.max_images} per request")
 
     def _decoded(self, blob: bytes, where: str, budget: PixelBudget) -> Picture:
         try:
@@ -161,8 +176,7 @@ class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
     def _from_instance(self, item: Any, index: int, budget: PixelBudget) -> Picture:
         where = f"instances[{index}]"
         if not isinstance(item, dict) or len(item) != 1 or not {"b64", "pixels"} & item.keys():
-            raise ApiError("invalid_instance",
-                           f'{where} must be an object with exactly one key, "b64" or "pixels"')
+            raise ApiError("invalid_instance", f'{where} must be an object with exactly one key, "b64" or "pixels"')
         if "pixels" in item:
             return Picture(where, pixels=item["pixels"])
         return self._decoded(_base64(item["b64"], where), where, budget)

@@ -68,8 +68,15 @@ ERROR_STATUS: dict[str, int] = {
     "upstream_timeout": 504,
 }
 # The codes Werkzeug's own HTTP errors (routing, body limits) are answered with; others as `http_<status>`.
-HTTP_ERROR_CODES = ("bad_request", "not_found", "method_not_allowed", "length_required", "payload_too_large",
-                    "unsupported_media_type", "headers_too_large")
+HTTP_ERROR_CODES = (
+    "bad_request",
+    "not_found",
+    "method_not_allowed",
+    "length_required",
+    "payload_too_large",
+    "unsupported_media_type",
+    "headers_too_large",
+)
 HTTP_CODE_PREFIX = "http_"
 
 

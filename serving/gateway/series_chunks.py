@@ -67,8 +67,8 @@ def chunk_windows(values: np.ndarray, chunks: Sequence[Chunk], length: int) -> n
     """[n_chunks, length, F]: each chunk's values, padded at the end with its last value."""
     windows = np.empty((len(chunks), length, values.shape[1]), dtype=values.dtype)
     for i, chunk in enumerate(chunks):
-        windows[i, :chunk.length] = values[chunk.start:chunk.stop]
-        windows[i, chunk.length:] = values[chunk.stop - 1]
+        windows[i, : chunk.length] = values[chunk.start : chunk.stop]
+        windows[i, chunk.length :] = values[chunk.stop - 1]
     return windows
 
 
@@ -80,5 +80,5 @@ def stitch(chunks: Sequence[Chunk], outputs: np.ndarray, n_points: int) -> np.nd
     dtype = outputs.dtype if np.issubdtype(outputs.dtype, np.floating) else np.float64
     result = np.full((n_points, *outputs.shape[2:]), np.nan, dtype=dtype)
     for i, chunk in enumerate(chunks):
-        result[chunk.start + chunk.keep_from:chunk.stop] = outputs[i, chunk.keep_from:chunk.length]
+        result[chunk.start + chunk.keep_from : chunk.stop] = outputs[i, chunk.keep_from : chunk.length]
     return result

@@ -160,9 +160,7 @@ def parse_json_series(payload: object, *, max_points: int | None = None) -> RawS
         [_json_timestamp(value, f"timestamps[{i}]") for i, value in enumerate(raw_times)], dtype=np.float64
     )
     values = {
-        name: np.array(
-            [_json_value(value, f"{labels[name]}[{i}]") for i, value in enumerate(column)], dtype=np.float64
-        )
+        name: np.array([_json_value(value, f"{labels[name]}[{i}]") for i, value in enumerate(column)], dtype=np.float64)
         for name, column in columns.items()
     }
     return usable_series(RawSeries(timestamps=timestamps, values=values, univariate="values" in payload))
@@ -198,17 +196,23 @@ def parse_csv_series(text: str, *, max_points: int | None = None) -> RawSeries:
             if len(row) != len(names):
                 raise ApiError("invalid_csv", f"{where}: expected {len(names)} fields, got {len(row)}")
             times.append(_timestamp_from_text(row[0], where))
-            rows.append([_number_from_text(cell, f"{where}, column {name}") for cell, name in
-                         zip(row[1:], sensors, strict=True)])
+            rows.append(
+                [
+                    _number_from_text(cell, f"{where}, column {name}")
+                    for cell, name in zip(row[1:], sensors, strict=True)
+                ]
+            )
             check_series_size(len(times), max_points, len(sensors))
     except csv.Error as exc:
         raise ApiError("invalid_csv", f"line {reader.line_num}: {exc}") from exc
     matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(sensors))
-    return usable_series(RawSeries(
-        timestamps=np.array(times, dtype=np.float64),
-        values={name: matrix[:, k] for k, name in enumerate(sensors)},
-        univariate=len(sensors) == 1,
-    ))
+    return usable_series(
+        RawSeries(
+            timestamps=np.array(times, dtype=np.float64),
+            values={name: matrix[:, k] for k, name in enumerate(sensors)},
+            univariate=len(sensors) == 1,
+        )
+    )
 
 
 def usable_series(raw: RawSeries) -> RawSeries:

@@ -230,9 +230,7 @@ def _api_error(model: str, method: str, code: grpc.StatusCode, details: str) -> 
     if code == grpc.StatusCode.UNAVAILABLE:
         return UpstreamError("upstream_unavailable", f"model server unreachable: {details}", code, retry_after)
     if code == grpc.StatusCode.NOT_FOUND:
-        return UpstreamError(
-            "model_not_available", f"model {model!r} is not available: {details}", code, retry_after
-        )
+        return UpstreamError("model_not_available", f"model {model!r} is not available: {details}", code, retry_after)
     if code in _UNPROCESSABLE:
         return UpstreamError("model_rejected_input", f"model {model!r} rejected the input: {details}", code)
     return UpstreamError(

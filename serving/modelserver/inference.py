@@ -21,9 +21,7 @@ from serving.modelserver.servable import Servable
 class Inference:
     """Runs a signature of a servable (through the server-side batcher when one is configured) and counts it."""
 
-    def __init__(
-        self, manager: ModelManager, metrics: ServingMetrics, batcher: Batcher | None = None
-    ) -> None:
+    def __init__(self, manager: ModelManager, metrics: ServingMetrics, batcher: Batcher | None = None) -> None:
         self.manager = manager
         self.metrics = metrics
         self.batcher = batcher

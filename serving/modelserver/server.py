@@ -82,12 +82,13 @@ class ModelServer:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ModelServer:
-        models = load_model_settings(
-            args.model_config_file, args.model_name, args.model_base_path, args.models_dir
-        )
+        models = load_model_settings(args.model_config_file, args.model_name, args.model_base_path, args.models_dir)
         metrics = ServingMetrics()
         manager = ModelManager(
-            models, metrics, warm_up=args.enable_model_warmup, max_load_retries=args.max_num_load_retries,
+            models,
+            metrics,
+            warm_up=args.enable_model_warmup,
+            max_load_retries=args.max_num_load_retries,
             retry_interval=args.load_retry_interval_micros / 1e6,
         )
         batcher = None
@@ -98,12 +99,22 @@ class ModelServer:
             log.info("Serving model %s from %s (%s)", model.name, model.base_path, model.policy)
         watch = None
         if args.model_config_file and args.model_config_file_poll_wait_seconds > 0:
-            watch = ConfigWatch(lambda: load_model_settings(args.model_config_file, args.model_name,
-                                                            args.model_base_path, args.models_dir),
-                                manager, args.model_config_file_poll_wait_seconds)
+            watch = ConfigWatch(
+                lambda: load_model_settings(
+                    args.model_config_file, args.model_name, args.model_base_path, args.models_dir
+                ),
+                manager,
+                args.model_config_file_poll_wait_seconds,
+            )
         return cls(
-            manager, inference, args.port, args.rest_api_port, prometheus_path(args.monitoring_config_file),
-            args.file_system_poll_wait_seconds, args.grpc_max_threads, watch,
+            manager,
+            inference,
+            args.port,
+            args.rest_api_port,
+            prometheus_path(args.monitoring_config_file),
+            args.file_system_poll_wait_seconds,
+            args.grpc_max_threads,
+            watch,
         )
 
     def start(self) -> None:
