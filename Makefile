@@ -13,7 +13,7 @@ NAB_TRAIN := $(SHARED_DATA)/nab/data/artificialNoAnomaly/art_daily_small_noise.c
 # anomaly model learns from the built-in synthetic sensors.
 TRAIN_DATA := $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(if $(wildcard $(NAB_TRAIN)),--anomaly-data $(NAB_TRAIN))
 
-.PHONY: venv models run test lint protos bench bench-train bench-nab bench-photos secrets
+.PHONY: venv models run test lint protos bench bench-peers bench-train bench-nab bench-photos secrets
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ protos: venv
 # `bench` needs wrk (Debian package, listed in .ci/apt-packages.txt) and trained models (the `models` target).
 bench: models
 	$(BIN)/python -m bench --models $(MODELS) $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(BENCH_ARGS)
+
+# Our gateway against KServe (transformer, REST and gRPC), BentoML (adaptive batching) and the model server alone,
+# side by side in one run; the peers' venvs are built on first use under bench-results/peers-venvs/ (minutes).
+bench-peers: models
+	$(BIN)/python -m bench.peers --models $(MODELS) $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(BENCH_ARGS)
 
 bench-train: venv
 	$(BIN)/python -m bench.train $(if $(wildcard $(MNIST_NPZ)),--data $(MNIST_NPZ)) $(if $(wildcard $(NAB_TRAIN)),--anomaly-data $(NAB_TRAIN)) $(BENCH_ARGS)

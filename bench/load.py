@@ -49,7 +49,6 @@ def run_level(
     still in flight when the time is up are not counted (wrk's rule), so a level with very slow requests
     reports slightly less than it did; `completed` is False when no request finished at all.
     """
-    settle_s = wait_until_idle(list(processes.values()))
     with tempfile.NamedTemporaryFile(suffix=".body") as body_file:
         body_file.write(target.body.content)
         body_file.flush()
@@ -64,12 +63,21 @@ def run_level(
             target.url,
         ]
         env = {"BENCH_BODY_FILE": body_file.name, "BENCH_CONTENT_TYPE": target.body.content_type}
-        window = CpuWindow(processes)
-        child = run_child(args, env, timeout=duration_s + timeout_s + 30)
-        usage = window.finish()
+        return run_generator(args, env, target.items, concurrency, processes, duration_s + timeout_s + 30)
+
+
+def run_generator(
+    args: list[str], env: dict[str, str], items: int, concurrency: int, processes: dict[str, int], timeout_s: float
+) -> dict:
+    """Run a load generator that prints one `BENCH_RESULT {json}` line as wrk_post.lua does (wrk, or
+    bench/peers/grpc_load.py for gRPC), once the servers are idle; its numbers with the servers' CPU and RSS."""
+    settle_s = wait_until_idle(list(processes.values()))
+    window = CpuWindow(processes)
+    child = run_child(args, env, timeout=timeout_s)
+    usage = window.finish()
     lines = [line for line in child.output.splitlines() if line.startswith(RESULT_PREFIX)]
     if child.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({child.returncode}): {child.output[-2000:]}")
+        raise RuntimeError(f"{Path(args[0]).name} failed ({child.returncode}): {child.output[-2000:]}")
     raw = json.loads(lines[-1][len(RESULT_PREFIX) :])
     usage[LOAD_GENERATOR] = {"cpu_seconds": child.cpu_seconds, "peak_rss_mb": child.peak_rss_mb}
     seconds = raw["duration_us"] / 1e6
@@ -83,7 +91,7 @@ def run_level(
         "duration_s": round(seconds, 3),
         "requests": raw["requests"],
         "requests_per_s": round(raw["requests"] / seconds, 1),
-        "items_per_s": round(raw["requests"] * target.items / seconds, 1),
+        "items_per_s": round(raw["requests"] * items / seconds, 1),
         "latency_ms": {key: round(value / 1000, 3) for key, value in raw["latency_us"].items()},
         "errors": {
             "non_2xx": errors["status"],

@@ -89,6 +89,12 @@ def print_summary(results: dict) -> None:
         print(
             f"one digit at a time through the gateway, p50: micro-batching on {on['p50_ms']} ms, off {off['p50_ms']} ms"
         )
+    for setting, rows in results.get("worker_balance", {}).items():
+        for row in rows:
+            print(
+                f"digit_1 c={row['concurrency']:<3} {setting:<22} {row['requests_per_s']:>7.1f} req/s  worker CPU s "
+                f"{row['worker_cpu_s']}  busiest worker's share {row['busiest_worker_share']}"
+            )
     comparisons = results.get("comparisons")
     if comparisons:
         print("\nsequential latency (one Python client)     p50 ms    p95 ms    p99 ms")

@@ -245,6 +245,51 @@ def compare_microbatching(
     }
 
 
+def worker_shares(row: dict) -> dict:
+    """CPU seconds of each gateway worker in one level and the busiest worker's share of their sum."""
+    seconds = {
+        name: usage["cpu_seconds"] or 0.0
+        for name, usage in row["processes"].items()
+        if name.startswith("gateway worker")
+    }
+    total = sum(seconds.values())
+    return {
+        "concurrency": row["concurrency"],
+        "requests_per_s": row["requests_per_s"],
+        "worker_cpu_s": seconds,
+        "busiest_worker_share": round(max(seconds.values()) / total, 3) if total else None,
+    }
+
+
+def compare_worker_balance(
+    model_server: stack.ModelServer,
+    results: dict,
+    levels: list[int],
+    shared_settings: dict[str, str],
+    log_dir: Path,
+    args: argparse.Namespace,
+) -> dict:
+    """Single digits at 4 and 16 clients through a second gateway whose workers share one listening socket
+    (GATEWAY_REUSE_PORT=0), against the main run's own socket per worker: CPU per worker, before and after."""
+    compared = [c for c in levels if 1 < c <= 16] or levels
+    own_rows = [row for row in results["scenarios"]["digit_1"]["levels"] if row["concurrency"] in compared]
+    with stack.gateway(
+        model_server.grpc_target, log_dir, "gateway-shared-socket", args.workers, shared_settings
+    ) as gateway:
+        target = build_targets(gateway.url, model_server.rest_url, args)["digit_1"]
+        pids = stack_pids(model_server, gateway)
+        check_answer(target)
+        shared_rows = []
+        for concurrency in compared:
+            row = measure_level(gateway.url, target, concurrency, args.duration, pids)
+            report.print_level("digit_1 (shared socket)", row)
+            shared_rows.append(row)
+    return {
+        "own_socket_per_worker": [worker_shares(row) for row in own_rows],
+        "shared_socket": [worker_shares(row) for row in shared_rows],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -286,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         if "digit_1" in args.scenarios:
             off_settings = {**on_settings, "GATEWAY_MICROBATCH_MS": "0"}
             results["microbatching"] = compare_microbatching(model_server, results, levels, off_settings, log_dir, args)
+            results["worker_balance"] = compare_worker_balance(
+                model_server, results, levels, {**on_settings, "GATEWAY_REUSE_PORT": "0"}, log_dir, args
+            )
     results["machine"]["load_average_after"] = machine_load()
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     results["targets"] = targets.evaluate(results)

@@ -23,9 +23,10 @@ median 5.8 learnt spreads above the learnt mean, where a normal fit would put it
 spread is therefore widened `PRIOR_SPREAD` times; this is what keeps a young series' first record errors
 from being alarms, and it brings the flagged share closer to the promise (tests/test_anomaly_scoring.py).
 
-A point is flagged when `score > 1 - alpha`, with `alpha = false_alarm_rate(sensitivity)` the share of
-normal points expected above the threshold, or when a reading leaves the range its series has shown so far
-by more than `RANGE_MARGIN` of that range (`beyond_range`): a value no forecast error can make ordinary.
+A reading that leaves the range its series has shown so far by more than `RANGE_MARGIN` of that range
+(`beyond_range`) scores at least `RANGE_SCORE`, one in a million: no forecast error makes such a value
+ordinary. A point is flagged when `score > 1 - alpha`, with `alpha = false_alarm_rate(sensitivity)` the
+share of normal points expected above the threshold.
 An event opens at a flagged point when no event opened in the `event_gap_points` before it; flags inside
 that while join the open event instead of raising new alarms.
 """
@@ -47,6 +48,7 @@ STD_FLOOR = 1e-3  # in error units (residual spreads): a perfectly predictable s
 EXTREME_TAIL = 1e-4  # points rarer than this, early in an event, are kept out of the baseline
 PRIOR_SPREAD = 3.0  # the learnt errors are in-sample: later errors spread ~3x wider in their upper tail
 RANGE_MARGIN = 0.1  # a reading beyond the range seen so far by this share of it is flagged
+RANGE_SCORE = 1.0 - 1e-6  # the score of such a reading: the threshold of sensitivity 0
 RANGE_MIN_HISTORY = 500  # points seen before the range rule applies (a young series, or the first turn of
 # a daily cycle, sets records often)
 
@@ -173,10 +175,14 @@ def beyond_range(values: np.ndarray) -> np.ndarray:
     return flags
 
 
-def flag_points(scores: np.ndarray, values: np.ndarray, threshold: float) -> np.ndarray:
-    """Scored points above `threshold` or `beyond_range`; unscored (NaN) points are never flagged."""
-    scored = ~np.isnan(scores)
-    return scored & ((np.nan_to_num(scores, nan=-1.0) > threshold) | beyond_range(values))
+def with_range(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`scores` with every scored reading `beyond_range` raised to at least `RANGE_SCORE`; NaN stays NaN.
+
+    As surprising as one normal point in a million: flagged at every sensitivity above 0, never by
+    `threshold` 1, and the event's peak says so.
+    """
+    raised = np.where(beyond_range(values), np.maximum(scores, RANGE_SCORE), scores)
+    return np.where(np.isnan(scores), np.nan, raised)
 
 
 def _erfc(values: np.ndarray) -> np.ndarray:

@@ -14,9 +14,9 @@ from serving.anomaly_scoring import (
     adaptive_scores,
     beyond_range,
     false_alarm_rate,
-    flag_points,
     group_events,
     threshold_for,
+    with_range,
 )
 
 
@@ -95,8 +95,8 @@ def test_events_group_flags_within_the_gap() -> None:
     assert group_events(np.zeros(5, dtype=bool), np.zeros(5), 3) == []
 
 
-def test_readings_beyond_the_range_seen_so_far_are_flagged_whatever_the_score() -> None:
-    """Range 0..10 so far: 11.0 is beyond it by 10% of it, 10.9 is not; any sensor counts; NaN never does."""
+def test_readings_beyond_the_range_seen_so_far_score_one_in_a_million() -> None:
+    """Range 0..10 so far: 11.2 is beyond it by more than 10% of it, 10.9 is not; any sensor counts."""
     rng = np.random.default_rng(5)
     h = RANGE_MIN_HISTORY
     base = rng.uniform(0, 10, size=(h + 300, 2))
@@ -113,8 +113,10 @@ def test_readings_beyond_the_range_seen_so_far_are_flagged_whatever_the_score() 
 
     scores = np.full(len(values), 0.5)
     scores[200] = 0.9999
-    for threshold in (0.99, 0.999):
-        assert np.flatnonzero(flag_points(scores, values, threshold)).tolist() == [200, h + 20, h + 40]
-    assert np.flatnonzero(flag_points(scores, values, 0.99999)).tolist() == [h + 20, h + 40]
-    scores[h + 40] = np.nan  # unscored (warming up, after a gap) is never flagged, even beyond the range
-    assert np.flatnonzero(flag_points(scores, values, 0.99999)).tolist() == [h + 20]
+    raised = with_range(scores, values)
+    for sensitivity in (0.01, 0.5, 1.0):
+        flagged = np.flatnonzero(raised > threshold_for(sensitivity)).tolist()
+        assert flagged == ([200] if sensitivity >= 0.5 else []) + [h + 20, h + 40]
+    assert not (raised > threshold_for(0.0)).any() and not (raised > 1.0).any()  # threshold 1 flags nothing
+    scores[h + 40] = np.nan  # unscored (warming up, after a gap) stays unscored, even beyond the range
+    assert np.isnan(with_range(scores, values)[h + 40])

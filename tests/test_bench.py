@@ -46,7 +46,10 @@ def test_bench_runs_every_scenario_without_errors(trained_models: Path, mnist_np
         [level] = scenario["levels"]
         assert level["concurrency"] == 2
         assert level["requests"] > 0 and level["requests_per_s"] > 0, name
-        assert level["items_per_s"] == pytest.approx(level["requests_per_s"] * scenario["items_per_request"], rel=0.01)
+        # requests_per_s is rounded to 0.1: at a few requests/s of 10,080 points that alone is over 1%
+        assert level["items_per_s"] == pytest.approx(
+            level["requests_per_s"] * scenario["items_per_request"], rel=0.01, abs=0.05 * scenario["items_per_request"]
+        )
         assert level["errors"]["total"] == 0, (name, level["errors"])
         latency = level["latency_ms"]
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"], (name, latency)

@@ -20,6 +20,7 @@ import requests
 from jsonschema import Draft202012Validator
 from PIL import Image
 
+from serving.anomaly_scoring import DEFAULT_SENSITIVITY, false_alarm_rate
 from tests.badinput_corpus import BAD_INPUTS, BadInput
 from tests.conftest import SHARED_DATA
 from tests.fixtures_gateway import GatewayHandle, start_gateway
@@ -157,7 +158,9 @@ def test_nab_jumpsup_window_is_flagged(gateway: GatewayHandle, nab_dir: Path, op
     alarms = [stamp for p, stamp in zip(points, stamps, strict=True) if p["alarm"]]
     assert [a["start"] for a in body["anomalies"]] == [p["timestamp"] for p in points if p["alarm"]]
     assert any(low <= epoch(stamp) <= high for stamp in alarms)
-    assert body["gaps"] == [] and body["expected_false_alarms_per_1000"] == pytest.approx(1000 * 10**-3.5)
+    assert body["gaps"] == [] and body["expected_false_alarms_per_1000"] == pytest.approx(
+        1000 * false_alarm_rate(DEFAULT_SENSITIVITY)
+    )
 
     # The same series as JSON with epoch seconds, and as a multipart upload, scores the same.
     as_json = requests.post(

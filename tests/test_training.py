@@ -134,7 +134,7 @@ def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
     np.testing.assert_allclose(bundle["probabilities"], expected, rtol=1e-5, atol=1e-6)
 
     params = anomaly_model.AnomalyParams()
-    forecaster = anomaly_model.build_forecaster(2, 8)
+    forecaster, _ = anomaly_model.build_forecaster(2, 8, members=params.members)
     scaler = anomaly_model.Scaler(np.array([10.0, -1.0], np.float32), np.array([2.0, 0.5], np.float32))
     calibration = anomaly_model.Calibration(
         np.array([0.3, 0.1], np.float32), ScoreParams(prior_mean=0.8, prior_std=0.2), 100

@@ -34,6 +34,7 @@ class AnomalyParams:
     windows_per_epoch: int = 1024
     batch_size: int = 32
     units: int = 32
+    members: int = 3  # independently initialised LSTMs whose forecasts are averaged (build_forecaster)
     learning_rate: float = 3e-3
     seed: int = 0
 
@@ -60,14 +61,27 @@ class Calibration:
     learning_points: int
 
 
-def build_forecaster(features: int, units: int):  # -> keras.Model
+def build_forecaster(features: int, units: int, members: int = 1):  # -> (forecaster, trainer)
+    """`members` LSTMs side by side: the forecaster averages them, the trainer fits each on its own loss.
+
+    Learning from 150-750 rows leaves a single network's fit to the luck of its initialisation: the same asset
+    can score very differently with another seed. Averaging independently initialised members cuts that
+    variance (bench/RESULTS.md) at the cost of wider matrix products, still one model for TF Serving.
+    """
     import keras
     from keras import layers
 
     inputs = keras.Input((None, features), dtype="float32", name="scaled_window")
-    x = layers.LSTM(units, return_sequences=True)(inputs)
-    outputs = layers.Dense(features, dtype="float32", name="next_change")(x)
-    return keras.Model(inputs, outputs, name="lstm_change_forecaster")
+    heads = [
+        layers.Dense(features, dtype="float32", name=f"next_change_{k}")(
+            layers.LSTM(units, return_sequences=True)(inputs)
+        )
+        for k in range(members)
+    ]
+    average = heads[0] if members == 1 else layers.Average(name="next_change")(heads)
+    forecaster = keras.Model(inputs, average, name="lstm_change_forecaster")
+    trainer = keras.Model(inputs, heads, name="lstm_members")
+    return forecaster, trainer
 
 
 def fit_scaler(segments: list[np.ndarray]) -> Scaler:
@@ -102,13 +116,15 @@ def train(series: SensorSeries, params: AnomalyParams, strategy) -> tuple[object
     weights[:, params.warmup_steps :] = 1.0
     keras.utils.set_random_seed(params.seed)  # each asset's model is its own draw, whatever was trained before it
     with strategy.scope():
-        model = build_forecaster(len(series.sensor_names), params.units)
-        model.compile(optimizer=keras.optimizers.Adam(params.learning_rate, clipnorm=1.0), loss="mse")
+        model, trainer = build_forecaster(len(series.sensor_names), params.units, params.members)
+        trainer.compile(
+            optimizer=keras.optimizers.Adam(params.learning_rate, clipnorm=1.0), loss=["mse"] * params.members
+        )
     start = time.perf_counter()
-    model.fit(
+    trainer.fit(
         inputs,
-        targets,
-        sample_weight=weights,
+        [targets] * params.members,
+        sample_weight=[weights] * params.members,
         batch_size=params.batch_size,
         epochs=params.epochs,
         steps_per_epoch=params.windows_per_epoch // params.batch_size,

@@ -232,8 +232,8 @@ def _threshold(scoring: ScoringRequest) -> tuple[float | None, float]:
 
 
 def _score_grid(errors: np.ndarray, values: np.ndarray, info: AnomalyModelInfo, threshold: float) -> GridScores:
-    scores = anomaly_scoring.adaptive_scores(errors, info.score)
-    flags = anomaly_scoring.flag_points(scores, values, threshold)
+    scores = anomaly_scoring.with_range(anomaly_scoring.adaptive_scores(errors, info.score), values)
+    flags = np.nan_to_num(scores, nan=-1.0) > threshold
     events = anomaly_scoring.group_events(flags, scores, info.score.event_gap_points)
     alarms = np.zeros(len(scores), dtype=bool)
     alarms[[event.start for event in events]] = True

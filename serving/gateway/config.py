@@ -29,6 +29,7 @@ class GatewayConfig:
     threads: int = 4
     worker_class: str = "gevent"
     worker_connections: int = 1000
+    reuse_port: int = 1  # 1: every worker listens on its own SO_REUSEPORT socket; 0: one shared socket
     read_timeout_seconds: float = 10.0
     deadline_seconds: float = 5.0
     upstream_retries: int = 4
@@ -87,6 +88,8 @@ class GatewayConfig:
 
         if self.max_inflight_body_bytes < self.max_request_bytes:
             raise ValueError(f"{ENV_PREFIX}MAX_INFLIGHT_BODY_BYTES must be at least {ENV_PREFIX}MAX_REQUEST_BYTES")
+        if self.reuse_port not in (0, 1):
+            raise ValueError(f"{ENV_PREFIX}REUSE_PORT must be 0 or 1, got {self.reuse_port}")
         if self.worker_class not in WORKER_CLASSES:
             raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, got {self.worker_class!r}")
         if self.duplicate_policy not in DUPLICATE_POLICIES:

@@ -22,6 +22,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from serving.gateway.config import GatewayConfig
+from serving.ports import holders, port_free
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The gateway's own subclasses of gunicorn's workers (serving/gateway/worker.py); `sync` stays gunicorn's.
@@ -79,6 +80,10 @@ class GatewayServer(BaseApplication):
             "proc_name": "serving.gateway",
             # gunicorn's control socket has one fixed default path: two gateways on a host would clash.
             "control_socket_disable": True,
+            # Each worker binds its own SO_REUSEPORT socket (gunicorn does that when reuse_port is set), so the
+            # kernel spreads new connections over the workers; with one shared socket, keep-alive clients
+            # stuck to whichever worker accepted them first (one worker did all the work at 4 and 16 clients).
+            "reuse_port": bool(config.reuse_port),
         }
         for key, value in settings.items():
             self.cfg.set(key, value)
@@ -89,8 +94,21 @@ class GatewayServer(BaseApplication):
         return create_app(self.gateway_config)
 
 
+def check_ports_free(config: GatewayConfig) -> None:
+    """Refuse to start on a port another server listens on.
+
+    With SO_REUSEPORT a second gateway of the same user would bind the same port silently and take half the
+    connections; a probe bound without that flag fails on any listener, so the clash is reported instead.
+    """
+    for port in (config.port, config.metrics_port):
+        if port and not port_free(port, config.host):
+            who = "; ".join(holders(port)) or "another process"
+            raise SystemExit(f"serving.gateway: port {port} is in use by {who}")
+
+
 def serve(config: GatewayConfig) -> None:
     """Start the master and its workers; returns when gunicorn stops (SIGTERM, SIGINT)."""
+    check_ports_free(config)
     metrics_dir, temporary = prepare_metrics_dir()
     master = os.getpid()
     try:
