@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import urllib.request
 
-SAMPLE = re.compile(r'^(?P<name>\w+?)_(?P<kind>sum|count)\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
+SAMPLE = re.compile(r"^(?P<name>\w+?)_(?P<kind>sum|count)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 Snapshot = dict[tuple[str, str, tuple[tuple[str, str], ...]], float]
@@ -36,8 +36,11 @@ def mean_between(before: Snapshot, after: Snapshot, name: str, **labels: str) ->
 
 def stage_means_ms(before: Snapshot, after: Snapshot, endpoint: str) -> dict[str, float]:
     """Mean milliseconds per request of the whole request and of each stage the gateway timed."""
-    stages = {dict(labels).get("stage") for (metric, _, labels) in after if metric == "gateway_stage_duration_seconds"
-              and dict(labels).get("endpoint") == endpoint}
+    stages = {
+        dict(labels).get("stage")
+        for (metric, _, labels) in after
+        if metric == "gateway_stage_duration_seconds" and dict(labels).get("endpoint") == endpoint
+    }
     means = {"request": mean_between(before, after, "gateway_request_duration_seconds", endpoint=endpoint)}
     for stage in sorted(stage for stage in stages if stage):
         means[stage] = mean_between(before, after, "gateway_stage_duration_seconds", endpoint=endpoint, stage=stage)

@@ -40,8 +40,9 @@ def wrk_path() -> str:
     return path
 
 
-def run_level(target: Target, concurrency: int, duration_s: int, processes: dict[str, int],
-              timeout_s: float = 30.0) -> dict:
+def run_level(
+    target: Target, concurrency: int, duration_s: int, processes: dict[str, int], timeout_s: float = 30.0
+) -> dict:
     """One load level: `concurrency` connections for `duration_s`; throughput, latency, errors, CPU and RSS.
 
     Starts once the servers are idle, so a level never inherits the previous one's queued requests. Requests
@@ -51,14 +52,23 @@ def run_level(target: Target, concurrency: int, duration_s: int, processes: dict
     with tempfile.NamedTemporaryFile(suffix=".body") as body_file:
         body_file.write(target.body.content)
         body_file.flush()
-        args = [wrk_path(), "-t1", f"-c{concurrency}", f"-d{duration_s}s", f"--timeout={timeout_s:g}s",
-                "-s", str(LUA_SCRIPT), target.url]
+        args = [
+            wrk_path(),
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{duration_s}s",
+            f"--timeout={timeout_s:g}s",
+            "-s",
+            str(LUA_SCRIPT),
+            target.url,
+        ]
         env = {"BENCH_BODY_FILE": body_file.name, "BENCH_CONTENT_TYPE": target.body.content_type}
         return run_generator(args, env, target.items, concurrency, processes, duration_s + timeout_s + 30)
 
 
-def run_generator(args: list[str], env: dict[str, str], items: int, concurrency: int, processes: dict[str, int],
-                  timeout_s: float) -> dict:
+def run_generator(
+    args: list[str], env: dict[str, str], items: int, concurrency: int, processes: dict[str, int], timeout_s: float
+) -> dict:
     """Run a load generator that prints one `BENCH_RESULT {json}` line as wrk_post.lua does (wrk, or
     bench/peers/grpc_load.py for gRPC), once the servers are idle; its numbers with the servers' CPU and RSS."""
     settle_s = wait_until_idle(list(processes.values()))
@@ -68,7 +78,7 @@ def run_generator(args: list[str], env: dict[str, str], items: int, concurrency:
     lines = [line for line in child.output.splitlines() if line.startswith(RESULT_PREFIX)]
     if child.returncode != 0 or not lines:
         raise RuntimeError(f"{Path(args[0]).name} failed ({child.returncode}): {child.output[-2000:]}")
-    raw = json.loads(lines[-1][len(RESULT_PREFIX):])
+    raw = json.loads(lines[-1][len(RESULT_PREFIX) :])
     usage[LOAD_GENERATOR] = {"cpu_seconds": child.cpu_seconds, "peak_rss_mb": child.peak_rss_mb}
     seconds = raw["duration_us"] / 1e6
     stack_cpu = sum(usage[name]["cpu_seconds"] or 0.0 for name in processes)
@@ -83,8 +93,12 @@ def run_generator(args: list[str], env: dict[str, str], items: int, concurrency:
         "requests_per_s": round(raw["requests"] / seconds, 1),
         "items_per_s": round(raw["requests"] * items / seconds, 1),
         "latency_ms": {key: round(value / 1000, 3) for key, value in raw["latency_us"].items()},
-        "errors": {"non_2xx": errors["status"], "socket": socket_errors, "total": errors["status"] + socket_errors,
-                   "detail": errors},
+        "errors": {
+            "non_2xx": errors["status"],
+            "socket": socket_errors,
+            "total": errors["status"] + socket_errors,
+            "detail": errors,
+        },
         "processes": usage,
         # CPU the servers spent per answered request: unlike req/s, hardly affected by other load on the machine.
         "stack_cpu_ms_per_request": round(stack_cpu * 1e3 / raw["requests"], 3) if raw["requests"] else None,

@@ -28,9 +28,7 @@ from serving.protos import tfs_lite_pb2
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", default="", help="host:port of a running server (else one is started)")
     parser.add_argument("--models-dir", default="models", help="models folder for the server started here")
     parser.add_argument("--model", default="mnist")
@@ -46,8 +44,13 @@ def own_server(models_dir: str, model: str) -> Iterator[str]:
     """`python -m serving.modelserver` for one model, stopped on exit; yields its gRPC target."""
     port = free_port()
     command = [
-        sys.executable, "-m", "serving.modelserver", f"--port={port}", "--rest_api_port=0",
-        f"--model_name={model}", f"--model_base_path={Path(models_dir, model).resolve()}",
+        sys.executable,
+        "-m",
+        "serving.modelserver",
+        f"--port={port}",
+        "--rest_api_port=0",
+        f"--model_name={model}",
+        f"--model_base_path={Path(models_dir, model).resolve()}",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -79,8 +82,14 @@ def measure(target: str, model: str, batch_size: int, requests: int, warmup: int
             millis.append((time.perf_counter() - started) * 1e3)
     assert tensors.from_tensor_proto(response.outputs["digit"]).shape == (batch_size,)
     cuts = statistics.quantiles(millis, n=100, method="inclusive")
-    return {"batch_size": batch_size, "requests": requests, "p50_ms": cuts[49], "p95_ms": cuts[94],
-            "p99_ms": cuts[98], "mean_ms": statistics.fmean(millis)}
+    return {
+        "batch_size": batch_size,
+        "requests": requests,
+        "p50_ms": cuts[49],
+        "p95_ms": cuts[94],
+        "p99_ms": cuts[98],
+        "mean_ms": statistics.fmean(millis),
+    }
 
 
 def main() -> int:
@@ -89,8 +98,10 @@ def main() -> int:
     with server as target:
         results = [measure(target, args.model, size, args.requests, args.warmup) for size in args.batch_sizes]
     for row in results:
-        print(f"batch {row['batch_size']:>4}: p50 {row['p50_ms']:.3f} ms  p95 {row['p95_ms']:.3f} ms"
-              f"  p99 {row['p99_ms']:.3f} ms  ({row['requests']} requests)")
+        print(
+            f"batch {row['batch_size']:>4}: p50 {row['p50_ms']:.3f} ms  p95 {row['p95_ms']:.3f} ms"
+            f"  p99 {row['p99_ms']:.3f} ms  ({row['requests']} requests)"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"target": args.target or "own server", "model": args.model, "results": results}

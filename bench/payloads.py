@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-DEFAULT_MNIST_NPZ = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist" / (
-    "mnist-5k-train-10k-test.npz"
+DEFAULT_MNIST_NPZ = (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist" / ("mnist-5k-train-10k-test.npz")
 )
 SERIES_START_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
 
@@ -70,8 +70,10 @@ def multipart_digits(images: np.ndarray, field: str = "image") -> Body:
     boundary = f"bench-{uuid.uuid4().hex}"
     parts = []
     for i, image in enumerate(images):
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="digit{i}.png"\r\n'
-                "Content-Type: image/png\r\n\r\n")
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="digit{i}.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        )
         parts.append(head.encode() + png(image) + b"\r\n")
     return Body(b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}")
 
@@ -106,9 +108,11 @@ def anomaly_info(rest_url: str, model: str = "anomaly") -> AnomalyInfo:
     window = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]["window"]
     features = int(window["tensor_shape"]["dim"][-1]["size"])
     body = json.dumps({"signature_name": "model_info", "inputs": {"window": [[[0.0] * features]]}}).encode()
-    request = urllib.request.Request(f"{rest_url}/v1/models/{model}:predict", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{rest_url}/v1/models/{model}:predict", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         outputs = json.load(response)["outputs"]
-    return AnomalyInfo(float(np.ravel(outputs["interval_seconds"])[0]),
-                       [str(name) for name in np.ravel(outputs["sensor_names"])])
+    return AnomalyInfo(
+        float(np.ravel(outputs["interval_seconds"])[0]), [str(name) for name in np.ravel(outputs["sensor_names"])]
+    )

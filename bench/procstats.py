@@ -104,5 +104,6 @@ def run_child(args: list[str], env: dict[str, str], timeout: float) -> ChildResu
         process.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)
         text = output.read().decode(errors="replace")
-    return ChildResult(process.returncode, text, round(usage.ru_utime + usage.ru_stime, 3),
-                       round(usage.ru_maxrss * 1024 / MB, 1))
+    return ChildResult(
+        process.returncode, text, round(usage.ru_utime + usage.ru_stime, 3), round(usage.ru_maxrss * 1024 / MB, 1)
+    )

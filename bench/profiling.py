@@ -29,8 +29,22 @@ def start_recording(pid: int, seconds: float, out: Path, gil_only: bool, rate: i
     mostly wait (gateway workers). Without it, threads that wait inside C calls are sampled too, which is
     what shows a model server's time inside TensorFlow (which runs without the GIL).
     """
-    args = [py_spy(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", str(rate),
-            "--format", "raw", "--nonblocking", "--output", str(out), *(["--gil"] if gil_only else [])]
+    args = [
+        py_spy(),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, round(seconds))),
+        "--rate",
+        str(rate),
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--output",
+        str(out),
+        *(["--gil"] if gil_only else []),
+    ]
     out.unlink(missing_ok=True)
     with open(out.with_suffix(".log"), "wb") as log:
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
@@ -63,8 +77,11 @@ def summarize(collapsed: Path, top: int = 12) -> dict:
                 inclusive[frame] += count
     if not total:
         return {"samples": 0}
-    return {"samples": total, "self": _shares(self_time, total, top),
-            "inclusive_project": _shares(inclusive, total, top)}
+    return {
+        "samples": total,
+        "self": _shares(self_time, total, top),
+        "inclusive_project": _shares(inclusive, total, top),
+    }
 
 
 def _shares(counter: Counter[str], total: int, top: int) -> list[dict]:

@@ -18,8 +18,13 @@ from bench.payloads import Body
 
 def summarize(millis: list[float]) -> dict[str, float]:
     cuts = statistics.quantiles(millis, n=100, method="inclusive")
-    return {"requests": len(millis), "p50_ms": round(cuts[49], 3), "p95_ms": round(cuts[94], 3),
-            "p99_ms": round(cuts[98], 3), "mean_ms": round(statistics.fmean(millis), 3)}
+    return {
+        "requests": len(millis),
+        "p50_ms": round(cuts[49], 3),
+        "p95_ms": round(cuts[94], 3),
+        "p99_ms": round(cuts[98], 3),
+        "mean_ms": round(statistics.fmean(millis), 3),
+    }
 
 
 def http_latency(url: str, body: Body, requests: int, warmup: int) -> dict[str, float]:
@@ -47,5 +52,6 @@ def http_latency(url: str, body: Body, requests: int, warmup: int) -> dict[str, 
 def grpc_latency(target: str, batch_size: int, requests: int, warmup: int) -> dict[str, float]:
     """Direct Predict on the model server over gRPC (the model-server engineer's measurement)."""
     row = modelserver_latency.measure(target, "mnist", batch_size, requests, warmup)
-    return {key: round(value, 3) if isinstance(value, float) else value for key, value in row.items()
-            if key != "batch_size"}
+    return {
+        key: round(value, 3) if isinstance(value, float) else value for key, value in row.items() if key != "batch_size"
+    }

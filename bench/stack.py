@@ -60,12 +60,14 @@ class Service:
             return []
 
 
-def _start(name: str, args: list[str], log_dir: Path, env: dict[str, str], ready: Callable[[], bool],
-           timeout: float) -> Service:
+def _start(
+    name: str, args: list[str], log_dir: Path, env: dict[str, str], ready: Callable[[], bool], timeout: float
+) -> Service:
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env},
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+        )
     service = Service(name, process, log_path)
     deadline = time.monotonic() + timeout
     while not ready():
@@ -95,17 +97,35 @@ class ModelServer:
 
 
 @contextmanager
-def model_server(models_dir: Path, log_dir: Path, timeout: float = 300.0, *,
-                 config: Path = CONFIG_DIR / "models.config",
-                 models: tuple[str, ...] = MODELS) -> Iterator[ModelServer]:
+def model_server(
+    models_dir: Path,
+    log_dir: Path,
+    timeout: float = 300.0,
+    *,
+    config: Path = CONFIG_DIR / "models.config",
+    models: tuple[str, ...] = MODELS,
+) -> Iterator[ModelServer]:
     """The local model server over `models_dir`, returned once each of `models` has an AVAILABLE version."""
     grpc_port, rest_port = free_port(), free_port()
     rest_url = f"http://127.0.0.1:{rest_port}"
-    args = [sys.executable, "-m", "serving.modelserver", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-            f"--model_config_file={config}", f"--models_dir={models_dir.resolve()}",
-            "--file_system_poll_wait_seconds=0"]
-    service = _start("modelserver", args, log_dir, {"TF_CPP_MIN_LOG_LEVEL": "2"},
-                     lambda: all(model_available(rest_url, name) for name in models), timeout)
+    args = [
+        sys.executable,
+        "-m",
+        "serving.modelserver",
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        f"--model_config_file={config}",
+        f"--models_dir={models_dir.resolve()}",
+        "--file_system_poll_wait_seconds=0",
+    ]
+    service = _start(
+        "modelserver",
+        args,
+        log_dir,
+        {"TF_CPP_MIN_LOG_LEVEL": "2"},
+        lambda: all(model_available(rest_url, name) for name in models),
+        timeout,
+    )
     try:
         yield ModelServer(service, f"127.0.0.1:{grpc_port}", rest_url)
     finally:
@@ -119,15 +139,28 @@ class Gateway:
 
 
 @contextmanager
-def gateway(upstream: str, log_dir: Path, name: str, workers: int, settings: dict[str, str],
-            timeout: float = 60.0, ready_path: str = "/readyz") -> Iterator[Gateway]:
+def gateway(
+    upstream: str,
+    log_dir: Path,
+    name: str,
+    workers: int,
+    settings: dict[str, str],
+    timeout: float = 60.0,
+    ready_path: str = "/readyz",
+) -> Iterator[Gateway]:
     """A gateway in front of `upstream`, returned once `ready_path` answers 200 and every worker is up."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(log_dir / f"{name}-metrics"), "GATEWAY_LOG_LEVEL": "warning",
-           **settings}
-    args = [sys.executable, "-m", "serving.gateway", "--host=127.0.0.1", f"--port={port}",
-            f"--upstream={upstream}", f"--workers={workers}"]
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(log_dir / f"{name}-metrics"), "GATEWAY_LOG_LEVEL": "warning", **settings}
+    args = [
+        sys.executable,
+        "-m",
+        "serving.gateway",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--upstream={upstream}",
+        f"--workers={workers}",
+    ]
     service = _start(name, args, log_dir, env, lambda: http_status(f"{url}{ready_path}") == 200, timeout)
     deadline = time.monotonic() + timeout
     while len(service.worker_pids()) < workers and time.monotonic() < deadline:

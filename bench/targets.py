@@ -67,13 +67,28 @@ def _tensorflow_loaded(results: dict) -> float | None:
 
 TARGETS = (
     TargetSpec("gateway overhead, p50 over a direct gRPC Predict (1 digit)", 1.5, "ms", True, _overhead),
-    TargetSpec("single digits at 16 clients: throughput", 800, "req/s", False,
-               _from_level("digit_1", 16, lambda row: row["requests_per_s"])),
-    TargetSpec("single digits at 16 clients: p99 latency", 50, "ms", True,
-               _from_level("digit_1", 16, lambda row: row["latency_ms"]["p99"])),
+    TargetSpec(
+        "single digits at 16 clients: throughput",
+        800,
+        "req/s",
+        False,
+        _from_level("digit_1", 16, lambda row: row["requests_per_s"]),
+    ),
+    TargetSpec(
+        "single digits at 16 clients: p99 latency",
+        50,
+        "ms",
+        True,
+        _from_level("digit_1", 16, lambda row: row["latency_ms"]["p99"]),
+    ),
     TargetSpec("digits in batches of 32: best throughput", 8000, "digits/s", False, _best_items_per_s("digits_32")),
-    TargetSpec("10,080-point series, p50 latency (1 client)", 300, "ms", True,
-               _from_level("series_10080", 1, lambda row: row["latency_ms"]["p50"])),
+    TargetSpec(
+        "10,080-point series, p50 latency (1 client)",
+        300,
+        "ms",
+        True,
+        _from_level("series_10080", 1, lambda row: row["latency_ms"]["p50"]),
+    ),
     TargetSpec("errors over every level (non-2xx + socket)", 0, "errors", True, _all_errors),
     TargetSpec("gateway worker peak RSS", 150, "MB", True, _worker_peak_rss),
     TargetSpec("import of the gateway app, median of fresh processes", 1.5, "s", True, _import_seconds),
@@ -90,6 +105,13 @@ def evaluate(results: dict, specs: tuple[TargetSpec, ...] = TARGETS) -> list[dic
         else:
             passed = measured <= spec.limit if spec.at_most else measured >= spec.limit
             status = "PASS" if passed else "MISS"
-        rows.append({"target": spec.name, "limit": f"{'<=' if spec.at_most else '>='} {spec.limit:g} {spec.unit}",
-                     "measured": measured, "unit": spec.unit, "status": status})
+        rows.append(
+            {
+                "target": spec.name,
+                "limit": f"{'<=' if spec.at_most else '>='} {spec.limit:g} {spec.unit}",
+                "measured": measured,
+                "unit": spec.unit,
+                "status": status,
+            }
+        )
     return rows

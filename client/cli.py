@@ -48,8 +48,7 @@ def cmd_predict(client: GatewayClient, args: argparse.Namespace) -> int:
 
 
 def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
-    result = client.score_series(args.csv, threshold=args.threshold, sensitivity=args.sensitivity,
-                                 model=args.model)
+    result = client.score_series(args.csv, threshold=args.threshold, sensitivity=args.sensitivity, model=args.model)
     if args.plot:
         import pandas as pd
 
@@ -140,8 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--plot", type=Path, metavar="OUT.png", help="draw the series and score to a PNG")
     level = score.add_mutually_exclusive_group()
     level.add_argument("--threshold", type=float, help="score (0..1) above which a point is anomalous")
-    level.add_argument("--sensitivity", type=float,
-                       help="0..1 (default 0.5); each +0.2 flags ten times more normal points (docs/anomaly.md)")
+    level.add_argument(
+        "--sensitivity",
+        type=float,
+        help="0..1 (default 0.5); each +0.2 flags ten times more normal points (docs/anomaly.md)",
+    )
     score.add_argument("--model", help="the asset's anomaly model (default: the gateway's, 'anomaly')")
     score.set_defaults(func=cmd_score)
 

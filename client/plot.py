@@ -36,8 +36,13 @@ def plot_scored_series(values: pd.DataFrame, result: SeriesScore, out: Path, tit
         series_ax.plot(times, values[column].to_numpy(), linewidth=width, label=str(column))
     for index, event in enumerate(result.anomalies):
         for ax in (series_ax, score_ax):
-            ax.axvspan(event.start, event.end, color="tab:red", alpha=0.25,
-                       label="event" if index == 0 and ax is series_ax else None)
+            ax.axvspan(
+                event.start,
+                event.end,
+                color="tab:red",
+                alpha=0.25,
+                label="event" if index == 0 and ax is series_ax else None,
+            )
             ax.axvline(event.start, color="tab:red", linewidth=0.8)
     series_ax.set_ylabel("value")
     series_ax.legend(loc="upper left")

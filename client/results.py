@@ -160,8 +160,7 @@ class ModelInfo:
             ModelVersion(version=int(v["version"]), state=str(v["state"]), error=v.get("error"))
             for v in data.get("versions", [])
         ]
-        return cls(name=str(data["name"]), role=str(data.get("role", "")), versions=versions,
-                   error=data.get("error"))
+        return cls(name=str(data["name"]), role=str(data.get("role", "")), versions=versions, error=data.get("error"))
 
     @classmethod
     def list_from_json(cls, data: dict[str, Any]) -> list[ModelInfo]:

@@ -107,7 +107,7 @@ def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, block: i
         # point i no longer sees the values of `history` before max(0, i - window)
         drop = np.maximum(0, np.arange(start, stop) - window) - first
         if drop.any():
-            oldest = pool[first:first + int(drop.max())]
+            oldest = pool[first : first + int(drop.max())]
             seen_then = np.arange(oldest.size)[:, np.newaxis] < drop[np.newaxis, :]
             counts -= ((oldest[:, np.newaxis] >= current[np.newaxis, :]) & seen_then).sum(axis=0)
         at_least[start:stop] = counts
@@ -151,7 +151,7 @@ def adaptive_scores(errors: np.ndarray, params: ScoreParams) -> np.ndarray:
     kept = np.ones(recent.size, dtype=bool)
     for event in group_events(extreme, first_pass, params.event_gap_points):
         stop = event.start + params.event_gap_points
-        kept[event.start:stop] &= ~extreme[event.start:stop]
+        kept[event.start : stop] &= ~extreme[event.start : stop]
     scores[valid] = 1.0 - _tail(recent, kept, params)
     return scores
 
@@ -216,5 +216,5 @@ def group_events(flags: np.ndarray, scores: np.ndarray, event_gap_points: int) -
 
 
 def _event(start: int, end: int, scores: np.ndarray) -> Event:
-    window = np.nan_to_num(np.asarray(scores[start:end + 1], dtype=np.float64), nan=-1.0)
+    window = np.nan_to_num(np.asarray(scores[start : end + 1], dtype=np.float64), nan=-1.0)
     return Event(start, end, start + int(np.argmax(window)))

@@ -154,8 +154,7 @@ def put_on_grid(timestamps: np.ndarray, matrix: np.ndarray, interval: float, max
     for start, stop in itertools.pairwise(bounds):
         _fill_part(grid_times, grid_values, start, stop)
     left_out |= np.isnan(grid_values).any(axis=1)  # a sensor with no value at all in a short part
-    parts = [run for start, stop in itertools.pairwise(bounds)
-             for run in _split_on(left_out, start, stop)]
+    parts = [run for start, stop in itertools.pairwise(bounds) for run in _split_on(left_out, start, stop)]
     keep = np.zeros(n_grid, dtype=bool)
     for start, stop in parts:
         keep[start:stop] = True
@@ -165,8 +164,11 @@ def put_on_grid(timestamps: np.ndarray, matrix: np.ndarray, interval: float, max
     reading_to_point[order] = point_of_reading[groups]
     compact = [(int(new_index[a]), int(new_index[b - 1]) + 1) for a, b in parts]
     gaps = [
-        Gap(float(point_times[i - 1]), float(point_times[i]),
-            int(np.rint((point_times[i] - point_times[i - 1]) / interval)) - 1)
+        Gap(
+            float(point_times[i - 1]),
+            float(point_times[i]),
+            int(np.rint((point_times[i] - point_times[i - 1]) / interval)) - 1,
+        )
         for i in breaks
     ]
     return Grid(
@@ -195,5 +197,6 @@ def _split_on(mask: np.ndarray, start: int, stop: int) -> list[tuple[int, int]]:
     """The runs of [start, stop) outside `mask`."""
     inside = ~mask[start:stop]
     edges = np.diff(np.concatenate(([0], inside.astype(np.int8), [0])))
-    return [(start + a, start + b) for a, b in
-            zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)]
+    return [
+        (start + a, start + b) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
+    ]

@@ -20,12 +20,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from serving.contract import ANOMALY_MODEL, MNIST_MODEL, version_folders
 from serving.ports import busy_ports_message
 from serving.proxy.local import nginx_binary, proxy_command
 from serving.supervisor import Child, supervise
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
-MODELS = ("mnist", "anomaly")
+MODELS = (MNIST_MODEL, ANOMALY_MODEL)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    missing = [name for name in MODELS if not any((args.models / name).glob("[0-9]*"))]
+    missing = [name for name in MODELS if not version_folders(args.models / name)]
     if missing:
         print(f"no versions of {', '.join(missing)} under {args.models}/: run `make models` first", file=sys.stderr)
         return 2
@@ -109,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
         # Behind nginx no slow client reaches the gateway, and gthread shares the CPU more fairly than
         # gevent's greenlets (serving/gateway/worker.py); facing clients itself, it keeps gevent.
-        env={"GATEWAY_MODELS_CONFIG": str(models_config.resolve()),
-             **({"GATEWAY_WORKER_CLASS": "gthread"} if nginx else {})},
+        env={
+            "GATEWAY_MODELS_CONFIG": str(models_config.resolve()),
+            **({"GATEWAY_WORKER_CLASS": "gthread"} if nginx else {}),
+        },
     )
     children = [model_server, gateway]
     if nginx:

@@ -50,8 +50,7 @@ def bad(name: str, path: str, content_type: str | None, body: bytes, *statuses: 
     return BadInput(name, path, content_type, body, frozenset(statuses))
 
 
-def upload(name: str, path: str, field: str, filename: str, data: bytes, mimetype: str,
-           *statuses: int) -> BadInput:
+def upload(name: str, path: str, field: str, filename: str, data: bytes, mimetype: str, *statuses: int) -> BadInput:
     return BadInput(name, path, None, b"", frozenset(statuses), files={field: (filename, data, mimetype)})
 
 
@@ -82,8 +81,12 @@ def png_chunk(kind: bytes, payload: bytes) -> bytes:
 def png_declaring(width: int, height: int) -> bytes:
     """A PNG of about 100 bytes whose header claims width x height pixels."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def gif_declaring(width: int, height: int) -> bytes:
@@ -95,14 +98,14 @@ def jpeg_declaring(width: int, height: int) -> bytes:
     """A real small JPEG with the frame header's dimensions rewritten."""
     data = bytearray(encode(Image.new("L", (16, 16), 128), "JPEG"))
     frame = data.index(b"\xff\xc0")
-    data[frame + 5:frame + 9] = struct.pack(">HH", height, width)
+    data[frame + 5 : frame + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
 def corrupt_png() -> bytes:
     data = bytearray(digit_png())
     start = data.index(b"IDAT") + 8
-    data[start:start + 40] = b"\xa5" * 40
+    data[start : start + 40] = b"\xa5" * 40
     return bytes(data)
 
 
@@ -168,8 +171,14 @@ def digit_cases() -> list[BadInput]:
         bad("image_truncated_png", DIGITS, PNG, png[: len(png) // 2], 400),
         bad("image_corrupt_png_data", DIGITS, PNG, corrupt_png(), 400),
         bad("image_text_file_as_png", DIGITS, PNG, b"this is not an image\n" * 20, 400, 415),
-        bad("image_eps_not_allowed", DIGITS, "image/x-eps", b"%!PS-Adobe-3.0 EPSF-3.0\n"
-            b"%%BoundingBox: 0 0 9 9\n", 400, 415),
+        bad(
+            "image_eps_not_allowed",
+            DIGITS,
+            "image/x-eps",
+            b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n",
+            400,
+            415,
+        ),
         bad("image_png_bomb_header", DIGITS, PNG, png_declaring(100_000, 100_000), 413),
         bad("image_gif_bomb_header", DIGITS, "image/gif", gif_declaring(65_535, 65_535), 413),
         bad("image_jpeg_bomb_header", DIGITS, "image/jpeg", jpeg_declaring(65_000, 65_000), 413),
@@ -181,8 +190,7 @@ def digit_cases() -> list[BadInput]:
         upload("multipart_wrong_field", DIGITS, "picture", "seven.png", png, PNG, 400),
         upload("multipart_empty_file", DIGITS, "image", "empty.png", b"", PNG, 400),
         upload("multipart_text_file", DIGITS, "image", "notes.txt", b"hello\n" * 50, "text/plain", 400, 415),
-        bad("multipart_no_parts", DIGITS, f"multipart/form-data; boundary={BOUNDARY}", empty_multipart(),
-            400),
+        bad("multipart_no_parts", DIGITS, f"multipart/form-data; boundary={BOUNDARY}", empty_multipart(), 400),
         bad("multipart_no_boundary", DIGITS, "multipart/form-data", png, 400, 415),
         bad("json_empty_body", DIGITS, JSON, b"", 400),
         bad("json_syntax_error", DIGITS, JSON, b'{"instances": [', 400),
@@ -195,8 +203,7 @@ def digit_cases() -> list[BadInput]:
         bad("json_instance_unknown_key", DIGITS, JSON, to_json({"instances": [{"png": "AAAA"}]}), 400),
         bad("json_too_many_images", DIGITS, JSON, too_many, 413),
         bad("json_deeply_nested", DIGITS, JSON, nested_json(100_000), 400),
-        bad("b64_invalid_characters", DIGITS, JSON, to_json({"instances": [{"b64": "iVBOR%%%no base64"}]}),
-            400),
+        bad("b64_invalid_characters", DIGITS, JSON, to_json({"instances": [{"b64": "iVBOR%%%no base64"}]}), 400),
         bad("b64_not_a_string", DIGITS, JSON, to_json({"instances": [{"b64": 12345}]}), 400),
         bad("b64_of_truncated_png", DIGITS, JSON, b64_instance(png[:40]), 400, 415),
         bad("b64_of_text", DIGITS, JSON, b64_instance(b"just some words"), 400, 415),
@@ -232,29 +239,50 @@ def anomaly_cases() -> list[BadInput]:
         bad("series_nested_value", ANOMALY, JSON, series_json(values=values_with([1, 2])), 400),
         bad("series_infinity_string", ANOMALY, JSON, series_json(values=values_with("Infinity")), 422),
         bad("series_nan_literal", ANOMALY, JSON, series_json(values=values_with(float("nan"))), 400, 422),
-        bad("series_infinity_literal", ANOMALY, JSON, series_json(values=values_with(float("inf"))),
-            400, 422),
+        bad("series_infinity_literal", ANOMALY, JSON, series_json(values=values_with(float("inf"))), 400, 422),
         bad("series_huge_number", ANOMALY, JSON, series_json(values=values_with(1e39)), 422),
-        bad("series_bad_timestamp_text", ANOMALY, JSON,
-            series_json(timestamps=["yesterday", *times(600)[1:]]), 422),
-        bad("series_impossible_date", ANOMALY, JSON,
-            series_json(timestamps=["2024-02-30T00:00:00Z", *times(600)[1:]]), 422),
+        bad("series_bad_timestamp_text", ANOMALY, JSON, series_json(timestamps=["yesterday", *times(600)[1:]]), 422),
+        bad(
+            "series_impossible_date",
+            ANOMALY,
+            JSON,
+            series_json(timestamps=["2024-02-30T00:00:00Z", *times(600)[1:]]),
+            422,
+        ),
         bad("series_bool_timestamp", ANOMALY, JSON, series_json(timestamps=[True, *times(600)[1:]]), 400),
-        bad("series_unknown_sensors", ANOMALY, JSON,
+        bad(
+            "series_unknown_sensors",
+            ANOMALY,
+            JSON,
             to_json({"timestamps": times(600), "series": {"no_such_a": [1.0] * 600, "no_such_b": [2] * 600}}),
-            422),
-        bad("series_empty_series_object", ANOMALY, JSON, to_json({"timestamps": times(3), "series": {}}),
-            400),
+            422,
+        ),
+        bad("series_empty_series_object", ANOMALY, JSON, to_json({"timestamps": times(3), "series": {}}), 400),
         bad("series_empty", ANOMALY, JSON, to_json({"timestamps": [], "values": []}), 422),
         bad("series_too_short", ANOMALY, JSON, to_json({"timestamps": times(2), "values": [1.0, 2.0]}), 422),
         bad("series_all_null", ANOMALY, JSON, series_json(values=[None] * 600), 422),
-        bad("series_no_part_long_enough", ANOMALY, JSON,  # outages split it into parts of 3 points
+        bad(
+            "series_no_part_long_enough",
+            ANOMALY,
+            JSON,  # outages split it into parts of 3 points
             to_json({"timestamps": [t + k * 30 * 86_400 for k in range(200) for t in times(3)], "values": [1] * 600}),
-            422),
-        bad("series_too_many_points", ANOMALY, JSON,
-            to_json({"timestamps": times(many, step=60), "values": [1.0] * many}), 413),
-        bad("series_spans_too_long_a_grid", ANOMALY, JSON,
-            to_json({"timestamps": [T0, T0 + 100 * 365 * 86_400], "values": [1.0, 2.0]}), 413, 422),
+            422,
+        ),
+        bad(
+            "series_too_many_points",
+            ANOMALY,
+            JSON,
+            to_json({"timestamps": times(many, step=60), "values": [1.0] * many}),
+            413,
+        ),
+        bad(
+            "series_spans_too_long_a_grid",
+            ANOMALY,
+            JSON,
+            to_json({"timestamps": [T0, T0 + 100 * 365 * 86_400], "values": [1.0, 2.0]}),
+            413,
+            422,
+        ),
         bad("series_threshold_out_of_range", ANOMALY, JSON, series_json(threshold=5), 400, 422),
         bad("csv_no_header", ANOMALY, CSV, csv_text(header="2024-02-29 23:55:00,1.0"), 422),
         bad("csv_bad_timestamp_row", ANOMALY, CSV, csv_text(bad_row="not a time,1.0"), 422),

@@ -57,6 +57,7 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ):
         subprocess.run(
             python_module("training", *args, "--quick", "--out", str(out), "--seed", "1"),
-            check=True, cwd=REPO_ROOT,
+            check=True,
+            cwd=REPO_ROOT,
         )
     return out

@@ -61,8 +61,9 @@ def gateway_env(**settings: Any) -> dict[str, str]:
     return env
 
 
-def start_gateway(upstream: str, *, log_dir: Path | None = None, timeout: float = 60.0,
-                  **settings: Any) -> GatewayHandle:
+def start_gateway(
+    upstream: str, *, log_dir: Path | None = None, timeout: float = 60.0, **settings: Any
+) -> GatewayHandle:
     """Start a gateway in front of `upstream` (host:port) and wait until /healthz answers."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="gateway-test-", dir=log_dir))

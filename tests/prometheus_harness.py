@@ -126,7 +126,9 @@ def derive_config(
         scrape_configs.append(job)
     config["scrape_configs"] = scrape_configs
     config["global"] = {
-        **config.get("global", {}), "scrape_interval": interval, "evaluation_interval": interval,
+        **config.get("global", {}),
+        "scrape_interval": interval,
+        "evaluation_interval": interval,
     }
     if rule_files is None:
         rule_files = [source.parent / pattern for pattern in config.get("rule_files", [])]
@@ -187,9 +189,7 @@ def panel_queries(dashboard: Path) -> list[PanelQuery]:
                 expr = target["expr"]
                 for variable, value in GRAFANA_VARIABLES.items():
                     expr = expr.replace(variable, value)
-                queries.append(
-                    PanelQuery(dashboard.name, panel.get("title", ""), target.get("refId", ""), expr)
-                )
+                queries.append(PanelQuery(dashboard.name, panel.get("title", ""), target.get("refId", ""), expr))
             visit(panel.get("panels", []))
 
     visit(document.get("panels", []))

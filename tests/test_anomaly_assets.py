@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from serving.anomaly_scoring import false_alarm_rate
-from serving.gateway.series import parse_csv_series, prepare_series
+from serving.gateway.series_input import parse_csv_series
+from serving.gateway.series_prepare import prepare_series
 from tests.conftest import NAB_DIR, NAB_TRAIN_CSV, require
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.fixtures_modelserver import ModelServerHandle, start_model_server
@@ -30,15 +31,33 @@ TEMPERATURE_CSV = NAB_DIR / "realKnownCause" / "machine_temperature_system_failu
 
 def train(models: Path, csv: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        python_module("training", "anomaly", "--data", str(csv), "--name", name, "--out", str(models),
-                      "--epochs", "2", "--seed", "1", *extra),
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=600, check=True,
+        python_module(
+            "training",
+            "anomaly",
+            "--data",
+            str(csv),
+            "--name",
+            name,
+            "--out",
+            str(models),
+            "--epochs",
+            "2",
+            "--seed",
+            "1",
+            *extra,
+        ),
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=600,
+        check=True,
     )
 
 
 @pytest.fixture(scope="module")
-def assets(trained_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        tuple[Path, ModelServerHandle, GatewayHandle]]:
+def assets(
+    trained_models: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, ModelServerHandle, GatewayHandle]]:
     """`anomaly` (the session's model) and `pump-7` (learnt from a CPU series) behind one gateway.
 
     The model server re-reads the generated models.config every second, as TF Serving does with
@@ -58,8 +77,9 @@ def assets(trained_models: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def score(gateway: GatewayHandle, csv_text: str, **params: object) -> requests.Response:
-    return requests.post(gateway.url + ANOMALY, data=csv_text, params=params, timeout=120,
-                         headers={"Content-Type": "text/csv"})
+    return requests.post(
+        gateway.url + ANOMALY, data=csv_text, params=params, timeout=120, headers={"Content-Type": "text/csv"}
+    )
 
 
 def wait_for(check: callable, timeout: float = 60.0) -> None:  # type: ignore[valid-type]
@@ -92,7 +112,8 @@ def test_two_named_models_answer_side_by_side(assets: tuple[Path, ModelServerHan
 
 
 def test_a_newly_trained_asset_is_served_without_a_restart(
-        assets: tuple[Path, ModelServerHandle, GatewayHandle]) -> None:
+    assets: tuple[Path, ModelServerHandle, GatewayHandle],
+) -> None:
     models, server, gateway = assets
     csv_text = require(TEMPERATURE_CSV).read_text()
     assert score(gateway, csv_text, model="furnace-2").status_code == 404
@@ -104,8 +125,7 @@ def test_a_newly_trained_asset_is_served_without_a_restart(
     assert server.process.proc.poll() is None
 
 
-def test_a_day_long_outage_is_scored_around_and_reported(
-        assets: tuple[Path, ModelServerHandle, GatewayHandle]) -> None:
+def test_a_day_long_outage_is_scored_around_and_reported(assets: tuple[Path, ModelServerHandle, GatewayHandle]) -> None:
     _, _, gateway = assets
     header, *rows = require(CPU_CSV).read_text().splitlines()
     outage = rows[:2000] + rows[2288:]  # 288 five-minute readings = one day missing
@@ -115,14 +135,15 @@ def test_a_day_long_outage_is_scored_around_and_reported(
     points = body["points"]
     history = body["history_length"]
     assert len(points) == len(outage)
-    assert [p.get("unscored") for p in points[2000:2000 + history]] == ["after_gap"] * history
-    assert all(p["score"] is not None for p in points[2000 + history:])
+    assert [p.get("unscored") for p in points[2000 : 2000 + history]] == ["after_gap"] * history
+    assert all(p["score"] is not None for p in points[2000 + history :])
     assert all(p["score"] is not None for p in points[history:2000])
     assert {p.get("unscored") for p in points[:history]} == {"warming_up"}
 
 
 def test_sensitivity_is_monotone_and_calibrated_on_normal_data(
-        assets: tuple[Path, ModelServerHandle, GatewayHandle]) -> None:
+    assets: tuple[Path, ModelServerHandle, GatewayHandle],
+) -> None:
     """art_daily_small_noise (no anomaly) through its own model: the flagged share keeps the promise."""
     _, _, gateway = assets
     csv_text = require(NAB_TRAIN_CSV).read_text()
@@ -155,8 +176,12 @@ def test_training_and_serving_put_a_messy_series_on_the_same_grid(tmp_path: Path
     csv.write_text("timestamp,value\n" + "".join(f"{s},{v:.4f}\n" for s, v in zip(stamps, values, strict=True)))
 
     trained = read_sensor_csv(csv)
-    served = prepare_series(parse_csv_series(csv.read_text()), interval_seconds=trained.interval_seconds,
-                            sensor_names=["value"], history_length=16)
+    served = prepare_series(
+        parse_csv_series(csv.read_text()),
+        interval_seconds=trained.interval_seconds,
+        sensor_names=["value"],
+        history_length=16,
+    )
     assert trained.interval_seconds == 300
     assert trained.parts == served.parts and len(served.parts) == 2 and len(served.gaps) == 1
     np.testing.assert_array_equal(trained.timestamps, served.grid_timestamps)
@@ -177,7 +202,10 @@ def test_sharded_training_publishes_every_asset_and_one_complete_config(tmp_path
         subprocess.Popen(
             python_module("training", "anomaly", "--data", str(data), "--out", str(models), "--epochs", "1"),
             env={**os.environ, "JOB_COMPLETION_INDEX": str(index), "SHARD_COUNT": "2"},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO_ROOT,
         )
         for index in range(2)
     ]
@@ -193,7 +221,8 @@ def test_sharded_training_publishes_every_asset_and_one_complete_config(tmp_path
 
 
 def test_one_absurd_value_is_reported_and_does_not_blind_the_detector(
-        assets: tuple[Path, ModelServerHandle, GatewayHandle]) -> None:
+    assets: tuple[Path, ModelServerHandle, GatewayHandle],
+) -> None:
     """values[300] = 1e30 in a 400-point series: every later point is scored, and a real spike at 330 is found."""
     _, _, gateway = assets
     rows = require(NAB_TRAIN_CSV).read_text().splitlines()
@@ -204,7 +233,7 @@ def test_one_absurd_value_is_reported_and_does_not_blind_the_detector(
     values[330] += 500.0
     body = requests.post(gateway.url + ANOMALY, json={"timestamps": stamps, "values": values}, timeout=60).json()
     points = body["points"]
-    assert all(p["score"] is not None for p in points[body["history_length"]:])
+    assert all(p["score"] is not None for p in points[body["history_length"] :])
     assert points[300]["is_anomaly"] and points[300]["alarm"]
     assert points[330]["is_anomaly"] and points[330]["score"] > body["threshold"]
-    assert all(not p["is_anomaly"] for p in points[body["history_length"]:300])
+    assert all(not p["is_anomaly"] for p in points[body["history_length"] : 300])

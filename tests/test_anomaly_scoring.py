@@ -22,7 +22,7 @@ from serving.anomaly_scoring import (
 
 def test_sensitivity_is_a_false_alarm_rate_monotone_over_the_whole_range() -> None:
     assert false_alarm_rate(0.0) == pytest.approx(1e-6) and false_alarm_rate(1.0) == pytest.approx(0.1)
-    assert false_alarm_rate(0.5) == pytest.approx(10 ** -3.5)
+    assert false_alarm_rate(0.5) == pytest.approx(10**-3.5)
     steps = [threshold_for(s) for s in np.linspace(0, 1, 51)]
     assert all(a > b for a, b in itertools.pairwise(steps))
     with pytest.raises(ValueError):
@@ -33,7 +33,7 @@ def test_rolling_counts_are_exact() -> None:
     values = np.random.default_rng(3).normal(size=2500).round(1)  # ties included
     for window in (1, 7, 300, 5000):
         counts = _count_at_least(values, values, window, block=64)
-        expected = [np.sum(values[max(0, i - window):i] >= values[i]) for i in range(values.size)]
+        expected = [np.sum(values[max(0, i - window) : i] >= values[i]) for i in range(values.size)]
         np.testing.assert_array_equal(counts, expected)
 
 

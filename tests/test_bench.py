@@ -18,8 +18,23 @@ def test_bench_runs_every_scenario_without_errors(trained_models: Path, mnist_np
     tool("wrk")
     out = tmp_path / "results"
     command = python_module(
-        "bench", "--models", str(trained_models), "--out", str(out), "--duration", "1", "--warmup", "0",
-        "--concurrency", "2", "--requests", "20", "--import-runs", "1", "--mnist-data", str(mnist_npz),
+        "bench",
+        "--models",
+        str(trained_models),
+        "--out",
+        str(out),
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "2",
+        "--requests",
+        "20",
+        "--import-runs",
+        "1",
+        "--mnist-data",
+        str(mnist_npz),
     )
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=200)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
@@ -32,8 +47,9 @@ def test_bench_runs_every_scenario_without_errors(trained_models: Path, mnist_np
         assert level["concurrency"] == 2
         assert level["requests"] > 0 and level["requests_per_s"] > 0, name
         # requests_per_s is rounded to 0.1: at a few requests/s of 10,080 points that alone is over 1%
-        assert level["items_per_s"] == pytest.approx(level["requests_per_s"] * scenario["items_per_request"],
-                                                     rel=0.01, abs=0.05 * scenario["items_per_request"])
+        assert level["items_per_s"] == pytest.approx(
+            level["requests_per_s"] * scenario["items_per_request"], rel=0.01, abs=0.05 * scenario["items_per_request"]
+        )
         assert level["errors"]["total"] == 0, (name, level["errors"])
         latency = level["latency_ms"]
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"], (name, latency)
@@ -58,3 +74,21 @@ def test_bench_runs_every_scenario_without_errors(trained_models: Path, mnist_np
     assert statuses["errors over every level (non-2xx + socket)"] == "PASS"
     assert statuses["single digits at 16 clients: throughput"] == "n/a"  # that level was not run
     assert set(statuses.values()) <= {"PASS", "MISS", "n/a"}
+
+
+@pytest.mark.slow
+def test_request_path_counts_the_hops_of_both_routes(trained_models: Path, tmp_path: Path) -> None:
+    out = tmp_path / "path.json"
+    command = python_module("bench.request_path", "--models", str(trained_models), "--out", str(out), "--timed", "3")
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=200)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for route, step in (("digit", "DigitEndpoint"), ("series", "AnomalyEndpoint")):
+        functions = results[route]["function_list"]
+        assert "serving.gateway.endpoint.serve_request" in functions, route
+        assert [
+            f"serving.gateway.{'digits' if route == 'digit' else 'anomaly'}.{step}.{name}" in functions
+            for name in ("read", "preprocess", "predict", "postprocess")
+        ] == [True] * 4, route
+        assert results[route]["functions"] == len(functions) and results[route]["modules"] >= 8
+        assert results[route]["timed"] == 3 and results[route]["median_ms"] > 0

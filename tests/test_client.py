@@ -71,8 +71,7 @@ def test_every_image_form_gives_the_same_answer(client: GatewayClient, mnist_sam
     image = mnist_samples[0][0]
     path = tmp_path / "digit.png"
     path.write_bytes(png_bytes(image))
-    forms = [path, str(path), png_bytes(image), Image.fromarray(image), image, image / 255.0,
-             image[..., None]]
+    forms = [path, str(path), png_bytes(image), Image.fromarray(image), image, image / 255.0, image[..., None]]
     predictions = client.predict_digits(forms)
     assert len({p.digit for p in predictions}) == 1
     assert predictions[0].digit == mnist_samples[1][0]

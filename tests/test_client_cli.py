@@ -19,13 +19,15 @@ JUMPSUP = "artificialWithAnomaly/art_daily_jumpsup.csv"
 IMAGES = 12  # enough to show the progress bar
 
 
-def run_cli(
-    *args: str, url: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, url: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     url_args = ("--url", url) if url else ()
     return subprocess.run(
-        python_module("client", *url_args, *args), cwd=REPO_ROOT, capture_output=True, text=True,
-        timeout=120, env={**os.environ, **(env or {})},
+        python_module("client", *url_args, *args),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -71,9 +73,17 @@ def test_bad_image_exits_1(gateway, tmp_path: Path) -> None:
     assert "error" in result.stderr and "HTTP 4" in result.stderr
 
 
-@pytest.mark.parametrize("args", [(), ("predict",), ("predict", "--batch-size", "65", "x.png"),
-                                  ("frobnicate",), ("predict", "no-such-file.png"),
-                                  ("score", "x.csv", "--threshold", "0.5", "--sensitivity", "2")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("predict",),
+        ("predict", "--batch-size", "65", "x.png"),
+        ("frobnicate",),
+        ("predict", "no-such-file.png"),
+        ("score", "x.csv", "--threshold", "0.5", "--sensitivity", "2"),
+    ],
+)
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     result = run_cli(*args, url="http://127.0.0.1:9")
     assert result.returncode == 2
@@ -134,8 +144,9 @@ def test_score_rejected_csv_exits_1(gateway, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def gateway_without_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
     """A real gateway whose model server is not running: live, never ready, 503 on predictions."""
-    handle = start_gateway(f"127.0.0.1:{free_port()}", log_dir=tmp_path_factory.mktemp("lonely-gateway"),
-                           workers=1, deadline_seconds=1)
+    handle = start_gateway(
+        f"127.0.0.1:{free_port()}", log_dir=tmp_path_factory.mktemp("lonely-gateway"), workers=1, deadline_seconds=1
+    )
     try:
         yield handle
     finally:

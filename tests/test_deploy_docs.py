@@ -10,8 +10,11 @@ from tests.processes import REPO_ROOT
 from tests.test_k8s import build, pod_spec, workloads
 
 DEPLOY_DOC = REPO_ROOT / "docs" / "deploy.md"
-DOCKERFILES = (REPO_ROOT / "training" / "Dockerfile", REPO_ROOT / "serving" / "Dockerfile",
-               REPO_ROOT / "serving" / "proxy" / "Dockerfile")
+DOCKERFILES = (
+    REPO_ROOT / "training" / "Dockerfile",
+    REPO_ROOT / "serving" / "Dockerfile",
+    REPO_ROOT / "serving" / "proxy" / "Dockerfile",
+)
 BUILD_TAG = re.compile(r"docker build .*?-t (\S+) \.")
 OUR_IMAGES = "digits-sensors/"
 

@@ -62,16 +62,14 @@ def test_ready_and_models(gateway: GatewayHandle, openapi: dict[str, Any]) -> No
     assert states == {"mnist": {"AVAILABLE"}, "anomaly": {"AVAILABLE"}}
 
 
-def test_mnist_test_digits_as_png_uploads(gateway: GatewayHandle, mnist_npz: Path,
-                                          openapi: dict[str, Any]) -> None:
+def test_mnist_test_digits_as_png_uploads(gateway: GatewayHandle, mnist_npz: Path, openapi: dict[str, Any]) -> None:
     """1,024 official test digits, 64 PNG files per multipart request, classified >= 97% right."""
     with np.load(mnist_npz) as data:
         images, labels = data["x_test"][:1024], data["y_test"][:1024]
     predicted: list[int] = []
     session = requests.Session()
     for start in range(0, len(images), 64):
-        files = [("image", (f"{i}.png", png_bytes(images[i]), "image/png"))
-                 for i in range(start, start + 64)]
+        files = [("image", (f"{i}.png", png_bytes(images[i]), "image/png")) for i in range(start, start + 64)]
         response = session.post(gateway.url + DIGITS, files=files, timeout=60)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -97,8 +95,7 @@ def test_every_digit_request_form_agrees(gateway: GatewayHandle, mnist_npz: Path
     multipart = digits(files=[("image", (f"{i}.png", blob, "image/png")) for i, blob in enumerate(pngs)])
     b64 = digits(json={"instances": [{"b64": base64.b64encode(blob).decode()} for blob in pngs]})
     pixels = digits(json={"instances": [{"pixels": image.tolist()} for image in images]})
-    mixed = digits(json={"instances": [{"b64": base64.b64encode(pngs[0]).decode()},
-                                       {"pixels": images[1].tolist()}]})
+    mixed = digits(json={"instances": [{"b64": base64.b64encode(pngs[0]).decode()}, {"pixels": images[1].tolist()}]})
     raw = [digits(data=blob, headers={"Content-Type": "image/png"})[0] for blob in pngs]
     assert multipart == b64 == pixels == raw and mixed == multipart[:2]
 
@@ -131,13 +128,11 @@ def epoch(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
 
 
-def test_nab_jumpsup_window_is_flagged(gateway: GatewayHandle, nab_dir: Path,
-                                       openapi: dict[str, Any]) -> None:
+def test_nab_jumpsup_window_is_flagged(gateway: GatewayHandle, nab_dir: Path, openapi: dict[str, Any]) -> None:
     csv_text = (nab_dir / JUMPSUP).read_text()
     stamps, values = nab_series(nab_dir)
     started = time.perf_counter()
-    response = requests.post(gateway.url + ANOMALY, data=csv_text, headers={"Content-Type": "text/csv"},
-                             timeout=60)
+    response = requests.post(gateway.url + ANOMALY, data=csv_text, headers={"Content-Type": "text/csv"}, timeout=60)
     print(f"scored {len(stamps)} points in {time.perf_counter() - started:.3f} s")
     assert response.status_code == 200, response.text
     body = response.json()
@@ -154,31 +149,38 @@ def test_nab_jumpsup_window_is_flagged(gateway: GatewayHandle, nab_dir: Path,
     inside = [p for p, stamp in zip(points, stamps, strict=True) if low <= epoch(stamp) <= high]
     flagged_inside = sum(p["is_anomaly"] for p in inside)
     flagged = sum(p["is_anomaly"] for p in points)
-    print(f"jumpsup: {flagged_inside} of {len(inside)} window points flagged, {flagged} overall, "
-          f"{len(body['anomalies'])} segments, threshold {body['threshold']:.3f}")
+    print(
+        f"jumpsup: {flagged_inside} of {len(inside)} window points flagged, {flagged} overall, "
+        f"{len(body['anomalies'])} segments, threshold {body['threshold']:.3f}"
+    )
     assert flagged_inside >= 1
     assert body["anomalies"] and all(s["points"] >= 1 for s in body["anomalies"])
     alarms = [stamp for p, stamp in zip(points, stamps, strict=True) if p["alarm"]]
     assert [a["start"] for a in body["anomalies"]] == [p["timestamp"] for p in points if p["alarm"]]
     assert any(low <= epoch(stamp) <= high for stamp in alarms)
     assert body["gaps"] == [] and body["expected_false_alarms_per_1000"] == pytest.approx(
-        1000 * false_alarm_rate(DEFAULT_SENSITIVITY))
+        1000 * false_alarm_rate(DEFAULT_SENSITIVITY)
+    )
 
     # The same series as JSON with epoch seconds, and as a multipart upload, scores the same.
-    as_json = requests.post(gateway.url + ANOMALY, timeout=60,
-                            json={"timestamps": [epoch(s) for s in stamps], "values": values}).json()
+    as_json = requests.post(
+        gateway.url + ANOMALY, timeout=60, json={"timestamps": [epoch(s) for s in stamps], "values": values}
+    ).json()
     assert [p["score"] for p in as_json["points"]] == [p["score"] for p in points]
-    uploaded = requests.post(gateway.url + ANOMALY, timeout=60,
-                             files={"file": ("series.csv", csv_text.encode(), "text/csv")}).json()
+    uploaded = requests.post(
+        gateway.url + ANOMALY, timeout=60, files={"file": ("series.csv", csv_text.encode(), "text/csv")}
+    ).json()
     assert uploaded["points"] == points
 
     # sensitivity 1 promises one normal point in ten above the threshold; threshold 1 flags nothing.
-    everything = requests.post(f"{gateway.url}{ANOMALY}?sensitivity=1", data=csv_text, timeout=60,
-                               headers={"Content-Type": "text/csv"}).json()
+    everything = requests.post(
+        f"{gateway.url}{ANOMALY}?sensitivity=1", data=csv_text, timeout=60, headers={"Content-Type": "text/csv"}
+    ).json()
     assert everything["threshold"] == pytest.approx(0.9)
     assert sum(p["is_anomaly"] for p in everything["points"]) >= flagged
-    nothing = requests.post(gateway.url + ANOMALY, timeout=60,
-                            json={"timestamps": stamps, "values": values, "threshold": 1.0}).json()
+    nothing = requests.post(
+        gateway.url + ANOMALY, timeout=60, json={"timestamps": stamps, "values": values, "threshold": 1.0}
+    ).json()
     assert not any(p["is_anomaly"] for p in nothing["points"]) and nothing["anomalies"] == []
 
 
@@ -202,23 +204,26 @@ def test_metrics_after_traffic(gateway: GatewayHandle, mnist_npz: Path) -> None:
     with np.load(mnist_npz) as data:
         blob = png_bytes(data["x_test"][0])
     requests.post(gateway.url + DIGITS, data=blob, headers={"Content-Type": "image/png"}, timeout=30)
-    requests.post(gateway.url + ANOMALY, timeout=30,
-                  json={"timestamps": [i * 300 for i in range(400)],
-                        "values": [float(i % 7) for i in range(400)]})
+    requests.post(
+        gateway.url + ANOMALY,
+        timeout=30,
+        json={"timestamps": [i * 300 for i in range(400)], "values": [float(i % 7) for i in range(400)]},
+    )
     text = requests.get(f"{gateway.url}/metrics", timeout=10).text
     table = (REPO_ROOT / "docs" / "metrics.md").read_text().split("## Model server")[0]
     documented = set(re.findall(r"^\| `(gateway_[a-z_]+)`", table, flags=re.MULTILINE))
     assert len(documented) == 16
     documented.discard("gateway_api_key_requests_total")  # only with API keys on: tests/test_apikeys.py
-    sample_names = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
-                    if line.startswith("gateway_")}
-    missing = [name for name in documented
-               if not any(sample == name or sample.startswith(name + "_") for sample in sample_names)]
+    sample_names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("gateway_")}
+    missing = [
+        name
+        for name in documented
+        if not any(sample == name or sample.startswith(name + "_") for sample in sample_names)
+    ]
     assert missing == []
     assert 'gateway_model_ready{model="mnist"} 1.0' in text
     assert 'gateway_model_version_responses_total{model="mnist",version="1"}' in text
-    assert re.search(r'gateway_stage_duration_seconds_count\{endpoint="/v1/anomaly:score",stage="upstream"\}',
-                     text)
+    assert re.search(r'gateway_stage_duration_seconds_count\{endpoint="/v1/anomaly:score",stage="upstream"\}', text)
 
 
 def test_workers_never_load_tensorflow(gateway: GatewayHandle) -> None:
@@ -235,10 +240,26 @@ def test_schemathesis_finds_no_server_error(gateway: GatewayHandle) -> None:
     """Fuzz every operation in /openapi.json: no 5xx, and every response as documented."""
     checks = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "st"), "run", f"{gateway.url}/openapi.json", "--checks", checks,
-         "--max-examples", "15", "--max-time", "45", "--workers", "1", "--request-timeout", "20",
-         "--generation-deterministic"],
-        capture_output=True, text=True, timeout=180, cwd=REPO_ROOT,
+        [
+            str(Path(sys.executable).parent / "st"),
+            "run",
+            f"{gateway.url}/openapi.json",
+            "--checks",
+            checks,
+            "--max-examples",
+            "15",
+            "--max-time",
+            "45",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "20",
+            "--generation-deterministic",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
@@ -255,8 +276,7 @@ def test_upstream_down_then_back(trained_models: Path, tmp_path: Path, mnist_npz
 
     def predict() -> tuple[int, float]:
         started = time.monotonic()
-        response = requests.post(gateway.url + DIGITS, data=blob, headers={"Content-Type": "image/png"},
-                                 timeout=30)
+        response = requests.post(gateway.url + DIGITS, data=blob, headers={"Content-Type": "image/png"}, timeout=30)
         return response.status_code, time.monotonic() - started
 
     try:
@@ -274,8 +294,7 @@ def test_upstream_down_then_back(trained_models: Path, tmp_path: Path, mnist_npz
         assert requests.get(f"{gateway.url}/readyz", timeout=10).status_code == 503
         assert requests.get(f"{gateway.url}/healthz", timeout=10).status_code == 200
 
-        server = start_model_server(trained_models, tmp_path / "server-2.log", port=grpc_port,
-                                    rest_api_port=rest_port)
+        server = start_model_server(trained_models, tmp_path / "server-2.log", port=grpc_port, rest_api_port=rest_port)
         recovered_by = time.monotonic() + 30
         while predict()[0] != 200:
             assert time.monotonic() < recovered_by, "gateway did not recover after the server came back"

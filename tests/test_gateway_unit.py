@@ -3,6 +3,7 @@ real gunicorn gateway whose upstream is down (errors, limits, pages, readiness, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -17,9 +18,10 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, Histogram
 
-from serving.gateway.batcher import MicroBatcher
+from serving.gateway import config as gateway_config
 from serving.gateway.config import GatewayConfig
 from serving.gateway.metrics import observe_many
+from serving.gateway.microbatch import MicroBatcher
 from serving.gateway.upstream import Prediction
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.processes import REPO_ROOT, free_port
@@ -28,8 +30,13 @@ DEADLINE_SECONDS = 1.0
 
 
 def test_config_reads_env_and_overrides() -> None:
-    env = {"GATEWAY_PORT": "9001", "GATEWAY_DEADLINE_SECONDS": "2.5", "GATEWAY_MNIST_MODEL": "digits",
-           "GATEWAY_MODEL_LABEL": "stable", "GATEWAY_MICROBATCH_MS": "0"}
+    env = {
+        "GATEWAY_PORT": "9001",
+        "GATEWAY_DEADLINE_SECONDS": "2.5",
+        "GATEWAY_MNIST_MODEL": "digits",
+        "GATEWAY_MODEL_LABEL": "stable",
+        "GATEWAY_MICROBATCH_MS": "0",
+    }
     config = GatewayConfig.from_env(env, port=9002, workers=None)
     assert (config.port, config.deadline_seconds, config.mnist_model) == (9002, 2.5, "digits")
     assert (config.model_label, config.microbatching, config.workers) == ("stable", False, 2)
@@ -41,6 +48,15 @@ def test_config_reads_env_and_overrides() -> None:
         GatewayConfig.from_env({"GATEWAY_PORT": "eighty"})
     with pytest.raises(ValueError, match="GATEWAY_DUPLICATE_POLICY must be one of"):
         GatewayConfig.from_env({"GATEWAY_DUPLICATE_POLICY": "median"})
+
+
+def test_config_parses_every_field_type() -> None:
+    """Each field's type has a parser (a new field of another type fails here, not at a deployment's start)."""
+    environ = {f"GATEWAY_{field.name.upper()}": str(field.default) for field in dataclasses.fields(GatewayConfig)}
+    assert GatewayConfig.from_env(environ) == GatewayConfig()
+    assert [gateway_config._boolean(raw) for raw in ("True", "no", "ON", "0")] == [True, False, True, False]
+    with pytest.raises(ValueError):
+        gateway_config._boolean("maybe")
 
 
 def test_observe_many_matches_observe() -> None:
@@ -56,8 +72,12 @@ def test_observe_many_matches_observe() -> None:
 
 
 def _samples(registry: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
-    return [(s.name, s.labels, s.value) for metric in registry.collect() for s in metric.samples
-            if not s.name.endswith("_created")]
+    return [
+        (s.name, s.labels, s.value)
+        for metric in registry.collect()
+        for s in metric.samples
+        if not s.name.endswith("_created")
+    ]
 
 
 def test_micro_batcher_coalesces_and_slices() -> None:
@@ -89,6 +109,7 @@ def test_micro_batcher_coalesces_and_slices() -> None:
 
 def test_micro_batcher_hands_errors_to_every_request() -> None:
     """Requests queued behind a failing call (followers, not only the leader) all see its error."""
+
     def failing(items: np.ndarray, deadline: float) -> Prediction:
         time.sleep(0.02)  # long enough for the other requests to queue behind this call
         raise RuntimeError("upstream broke")
@@ -129,8 +150,9 @@ def test_app_import_never_loads_tensorflow() -> None:
         tf_modules = [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
         print(json.dumps({{"seconds": seconds, "rss_mb": rss_mb, "statuses": statuses, "tf": tf_modules}}))
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT,
-                            check=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=True, timeout=120
+    )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     print(f"gateway app import {report['seconds']:.2f} s, peak RSS {report['rss_mb']:.0f} MB")
     assert report["tf"] == []
@@ -141,8 +163,12 @@ def test_app_import_never_loads_tensorflow() -> None:
 @pytest.fixture(scope="module")
 def orphan_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
     """A real gateway whose model server does not exist (nothing listens on its port)."""
-    handle = start_gateway(f"127.0.0.1:{free_port()}", log_dir=tmp_path_factory.mktemp("orphan"),
-                           deadline_seconds=DEADLINE_SECONDS, max_request_bytes=100_000)
+    handle = start_gateway(
+        f"127.0.0.1:{free_port()}",
+        log_dir=tmp_path_factory.mktemp("orphan"),
+        deadline_seconds=DEADLINE_SECONDS,
+        max_request_bytes=100_000,
+    )
     try:
         yield handle
     finally:
@@ -162,19 +188,29 @@ def test_errors_are_json(orphan_gateway: GatewayHandle) -> None:
     assert error_of(requests.get(f"{url}/no/such/page", timeout=5), 404)["code"] == "not_found"
     error_of(requests.get(f"{url}/v1/digits:predict", timeout=5), 405)
     error_of(requests.post(f"{url}/healthz", timeout=5), 405)
-    assert error_of(requests.post(f"{url}/v1/digits:predict", data=b"x" * 200_000,
-                                  headers={"Content-Type": "image/png"}, timeout=5), 413)["code"] == \
-        "payload_too_large"
-    error_of(requests.post(f"{url}/v1/digits:predict", data="hello", headers={"Content-Type": "text/plain"},
-                           timeout=5), 415)
-    error_of(requests.post(f"{url}/v1/anomaly:score", data="{", headers={"Content-Type": "application/json"},
-                           timeout=5), 400)
+    assert (
+        error_of(
+            requests.post(
+                f"{url}/v1/digits:predict", data=b"x" * 200_000, headers={"Content-Type": "image/png"}, timeout=5
+            ),
+            413,
+        )["code"]
+        == "payload_too_large"
+    )
+    error_of(
+        requests.post(f"{url}/v1/digits:predict", data="hello", headers={"Content-Type": "text/plain"}, timeout=5), 415
+    )
+    error_of(
+        requests.post(f"{url}/v1/anomaly:score", data="{", headers={"Content-Type": "application/json"}, timeout=5), 400
+    )
 
 
 def test_upstream_down_answers_503_within_deadline(orphan_gateway: GatewayHandle) -> None:
     pixels = {"instances": [{"pixels": [[0] * 28] * 28}]}
-    for path, body in (("/v1/digits:predict", pixels),
-                       ("/v1/anomaly:score", {"timestamps": [0, 300], "values": [1, 2]})):
+    for path, body in (
+        ("/v1/digits:predict", pixels),
+        ("/v1/anomaly:score", {"timestamps": [0, 300], "values": [1, 2]}),
+    ):
         start = time.monotonic()
         response = requests.post(orphan_gateway.url + path, json=body, timeout=30)
         assert time.monotonic() - start < DEADLINE_SECONDS + 1.0
@@ -198,8 +234,9 @@ def test_pages_and_openapi(orphan_gateway: GatewayHandle) -> None:
     url = orphan_gateway.url
     document = requests.get(f"{url}/openapi.json", timeout=5).json()
     validate(document)
-    assert {"/v1/digits:predict", "/v1/anomaly:score", "/v1/models", "/healthz", "/readyz", "/metrics"} <= \
-        set(document["paths"])
+    assert {"/v1/digits:predict", "/v1/anomaly:score", "/v1/models", "/healthz", "/readyz", "/metrics"} <= set(
+        document["paths"]
+    )
     for page in ("/docs", "/"):
         response = requests.get(url + page, timeout=5)
         assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")

@@ -32,8 +32,15 @@ def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def draw_seven(size: tuple[int, int], box: tuple[int, int, int, int], *, ink: object = 0,
-               paper: object = 255, mode: str = "L", width: int | None = None) -> Image.Image:
+def draw_seven(
+    size: tuple[int, int],
+    box: tuple[int, int, int, int],
+    *,
+    ink: object = 0,
+    paper: object = 255,
+    mode: str = "L",
+    width: int | None = None,
+) -> Image.Image:
     """A '7' (top bar + slanted stem) drawn inside `box` = (left, top, right, bottom)."""
     image = Image.new(mode, size, paper)
     left, top, right, bottom = box
@@ -73,7 +80,8 @@ def shifted_mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     """Mean |a - b| after the best shift of a by at most one pixel each way (centring rounds to a pixel)."""
     return min(
         float(np.abs(np.roll(a, (dy, dx), axis=(0, 1)).astype(np.int32) - b).mean())
-        for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
     )
 
 
@@ -135,8 +143,9 @@ def test_off_centre_digit_gives_the_same_result(reference_seven: np.ndarray) -> 
 
 def test_large_photo_sized_image(reference_seven: np.ndarray) -> None:
     """A 12-megapixel JPEG, digit in a corner, drawn at 10x the reference scale: same digit, quickly."""
-    big = draw_seven((4000, 3000), (2000, 400, 3800, 2400), width=200, ink=(20, 20, 60),
-                     paper=(235, 230, 220), mode="RGB")
+    big = draw_seven(
+        (4000, 3000), (2000, 400, 3800, 2400), width=200, ink=(20, 20, 60), paper=(235, 230, 220), mode="RGB"
+    )
     data = encode(big, "JPEG", quality=85)
     started = time.perf_counter()
     digit = preprocess_digit(data, 16_000_000)
@@ -147,8 +156,7 @@ def test_large_photo_sized_image(reference_seven: np.ndarray) -> None:
 
 
 def test_coloured_ink_on_coloured_paper(reference_seven: np.ndarray) -> None:
-    blue_on_cream = draw_seven((300, 300), (60, 50, 240, 250), ink=(30, 60, 200), paper=(250, 240, 210),
-                               mode="RGB")
+    blue_on_cream = draw_seven((300, 300), (60, 50, 240, 250), ink=(30, 60, 200), paper=(250, 240, 210), mode="RGB")
     digit = preprocess_digit(encode(blue_on_cream), 4_000_000)
     assert_mnist_style(digit)
     assert shifted_mean_abs_diff(digit, reference_seven) < 3.0
@@ -156,16 +164,14 @@ def test_coloured_ink_on_coloured_paper(reference_seven: np.ndarray) -> None:
 
 def test_rgba_with_transparent_background_is_composited_on_white(reference_seven: np.ndarray) -> None:
     # black ink, fully transparent elsewhere; the transparent pixels' own colour (black) must not count
-    transparent = draw_seven((300, 300), (60, 50, 240, 250), ink=(0, 0, 0, 255), paper=(0, 0, 0, 0),
-                             mode="RGBA")
+    transparent = draw_seven((300, 300), (60, 50, 240, 250), ink=(0, 0, 0, 255), paper=(0, 0, 0, 0), mode="RGBA")
     digit = preprocess_digit(encode(transparent), 4_000_000)
     assert np.array_equal(digit, reference_seven)
 
 
 def test_light_ink_on_a_transparent_canvas_is_composited_on_black(reference_seven: np.ndarray) -> None:
     # white chalk, transparent elsewhere (the transparent pixels white too): on white it would vanish
-    chalk = draw_seven((300, 300), (60, 50, 240, 250), ink=(255, 255, 255, 255), paper=(255, 255, 255, 0),
-                       mode="RGBA")
+    chalk = draw_seven((300, 300), (60, 50, 240, 250), ink=(255, 255, 255, 255), paper=(255, 255, 255, 0), mode="RGBA")
     digit = preprocess_digit(encode(chalk), 4_000_000)
     assert np.array_equal(digit, reference_seven)
 
@@ -179,8 +185,7 @@ def test_jpeg_with_compression_artefacts(reference_seven: np.ndarray) -> None:
 
 def test_noisy_blurred_paper_leaves_a_clean_background(reference_seven: np.ndarray) -> None:
     rng = np.random.default_rng(3)
-    clean = np.asarray(draw_seven((400, 400), (80, 60, 320, 330)).filter(ImageFilter.GaussianBlur(2)),
-                       dtype=np.float64)
+    clean = np.asarray(draw_seven((400, 400), (80, 60, 320, 330)).filter(ImageFilter.GaussianBlur(2)), dtype=np.float64)
     noisy = np.clip(clean * 0.8 + 30 + rng.normal(0, 8, clean.shape), 0, 255).astype(np.uint8)
     digit = preprocess_digit(encode(Image.fromarray(noisy)), 4_000_000)
     assert_mnist_style(digit)
@@ -218,7 +223,8 @@ def test_sixteen_bit_grayscale_png(reference_seven: np.ndarray) -> None:
 
 
 def test_a_28x28_black_on_white_digit_is_processed_not_passed_through(
-        mnist_test: tuple[np.ndarray, np.ndarray]) -> None:
+    mnist_test: tuple[np.ndarray, np.ndarray],
+) -> None:
     digit = mnist_test[0][0]
     inverted = image_to_mnist(Image.fromarray(255 - digit))
     assert inverted[0, 0] == 0 and inverted.max() == 255
@@ -304,8 +310,14 @@ print(json.dumps({"bombs": rise_of_peak_kib(bombs), "control": control}))
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset peak RSS")
 def test_bomb_header_allocates_no_pixels() -> None:
     """In a fresh process, with the peak RSS reset: bombs leave it alone, a real 100 MB image moves it."""
-    done = subprocess.run([sys.executable, "-c", BOMB_MEMORY_PROBE, "4000000"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", BOMB_MEMORY_PROBE, "4000000"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     rises = json.loads(done.stdout)
     assert rises["control"] > 90_000  # KiB
     assert rises["bombs"] < 3_000
@@ -337,11 +349,14 @@ def test_zero_bytes_is_400() -> None:
     assert (caught.value.status, caught.value.code) == (400, "invalid_image")
 
 
-@pytest.mark.parametrize("data", [
-    b"hello, this is a text file\n" * 10,
-    b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
-    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello, this is a text file\n" * 10,
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n",
+    ],
+)
 def test_not_an_image_is_415(data: bytes) -> None:
     with pytest.raises(ApiError) as caught:
         decode_image(data)
@@ -378,22 +393,25 @@ def _grid_with(value: object) -> list[list[object]]:
     return grid
 
 
-@pytest.mark.parametrize(("pixels", "fragment"), [
-    ([[0] * 28] * 27, "28 rows"),
-    ([[0] * 27] * 28, "pixels[0]"),
-    ("not a list", "28 rows"),
-    (None, "28 rows"),
-    ({"a": 1}, "28 rows"),
-    (_grid_with("7"), "pixels[2][5]"),
-    (_grid_with(True), "pixels[2][5]"),
-    (_grid_with(None), "pixels[2][5]"),
-    (_grid_with([1]), "pixels[2][5]"),
-    (_grid_with(float("nan")), "pixels[2][5]"),
-    (_grid_with(float("inf")), "pixels[2][5]"),
-    (_grid_with(256), "outside 0..255"),
-    (_grid_with(-1), "outside 0..255"),
-    ([[[0]] * 28] * 28, "pixels[0][0]"),
-])
+@pytest.mark.parametrize(
+    ("pixels", "fragment"),
+    [
+        ([[0] * 28] * 27, "28 rows"),
+        ([[0] * 27] * 28, "pixels[0]"),
+        ("not a list", "28 rows"),
+        (None, "28 rows"),
+        ({"a": 1}, "28 rows"),
+        (_grid_with("7"), "pixels[2][5]"),
+        (_grid_with(True), "pixels[2][5]"),
+        (_grid_with(None), "pixels[2][5]"),
+        (_grid_with([1]), "pixels[2][5]"),
+        (_grid_with(float("nan")), "pixels[2][5]"),
+        (_grid_with(float("inf")), "pixels[2][5]"),
+        (_grid_with(256), "outside 0..255"),
+        (_grid_with(-1), "outside 0..255"),
+        ([[[0]] * 28] * 28, "pixels[0][0]"),
+    ],
+)
 def test_bad_pixels_are_422_naming_the_place(pixels: object, fragment: str) -> None:
     with pytest.raises(ApiError) as caught:
         pixels_to_mnist(pixels)

@@ -117,20 +117,24 @@ def test_local_stack(trained_models: Path, mnist_npz: Path, tmp_path: Path) -> N
         assert np.mean([p.digit for p in predictions] == labels) >= 0.9
         scored = [client.score_series(csv) for _ in range(SERIES_CALLS)]
         assert all(result.anomalies for result in scored)
-        assert wait_value(
-            prometheus, 'sum(gateway_requests_total{endpoint="/v1/digits:predict",status="200"})', DIGITS
-        ) == DIGITS
+        assert (
+            wait_value(prometheus, 'sum(gateway_requests_total{endpoint="/v1/digits:predict",status="200"})', DIGITS)
+            == DIGITS
+        )
         assert wait_value(prometheus, "sum(gateway_digit_predictions_total)", DIGITS) == DIGITS
-        assert wait_value(
-            prometheus, 'sum(gateway_requests_total{endpoint="/v1/anomaly:score",status="200"})', SERIES_CALLS
-        ) == SERIES_CALLS
+        assert (
+            wait_value(
+                prometheus, 'sum(gateway_requests_total{endpoint="/v1/anomaly:score",status="200"})', SERIES_CALLS
+            )
+            == SERIES_CALLS
+        )
         points = 4032 * SERIES_CALLS
         scored_points = value(prometheus, "sum(gateway_anomaly_points_scored_total)")
         assert 0.9 * points <= scored_points <= points
         assert value(prometheus, "sum(gateway_anomaly_points_flagged_total)") > 0
         tfs_requests = 'sum(:tensorflow:serving:request_count{model_name="mnist",status="OK"})'
         assert wait_value(prometheus, tfs_requests, DIGITS) >= DIGITS
-        assert value(prometheus, 'sum(gateway_model_ready)') == 2
+        assert value(prometheus, "sum(gateway_model_ready)") == 2
         prometheus.wait_for("sum(rate(gateway_requests_total[1m])) > 0")
         queries = all_panel_queries()
         assert unparsable_panels(prometheus, queries) == {}
@@ -155,7 +159,10 @@ def test_local_stack(trained_models: Path, mnist_npz: Path, tmp_path: Path) -> N
         # ... and comes back on the same ports: the gateway recovers without a restart.
         gateway_pid = gateway.pid
         server = start_model_server(
-            models, tmp_path / "modelserver2.log", port=grpc_port, rest_api_port=rest_port,
+            models,
+            tmp_path / "modelserver2.log",
+            port=grpc_port,
+            rest_api_port=rest_port,
             file_system_poll_wait_seconds=1,
         )
         gateway.wait_ready(timeout=60)

@@ -56,8 +56,9 @@ def test_grpc_predict_matches_the_saved_model(prediction, saved_models) -> None:
     response = prediction.Predict(predict_request("mnist", image=images), timeout=10)
     expected = reference(saved_models, "mnist", "serving_default", image=images)
     assert set(response.outputs) == {"probabilities", "digit"}
-    np.testing.assert_allclose(tf.make_ndarray(response.outputs["probabilities"]), expected["probabilities"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        tf.make_ndarray(response.outputs["probabilities"]), expected["probabilities"], rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_array_equal(tf.make_ndarray(response.outputs["digit"]), expected["digit"])
     assert response.model_spec.name == "mnist"
     assert response.model_spec.version.value == 1
@@ -90,9 +91,7 @@ def test_grpc_anomaly_predict_and_model_info(prediction, saved_models) -> None:
     response = prediction.Predict(predict_request("anomaly", window=window), timeout=10)
     expected = reference(saved_models, "anomaly", "serving_default", window=window)
     for name in ("forecast", "residual", "error"):
-        np.testing.assert_allclose(
-            tf.make_ndarray(response.outputs[name]), expected[name], rtol=1e-4, atol=1e-5
-        )
+        np.testing.assert_allclose(tf.make_ndarray(response.outputs[name]), expected[name], rtol=1e-4, atol=1e-5)
 
     zeros = np.zeros((1, 1, 1), np.float32)
     info_request = predict_request("anomaly", signature_name="model_info", window=zeros)
@@ -148,16 +147,19 @@ def _spec_request(**spec) -> predict_pb2.PredictRequest:
         (lambda: _spec_request(name="nope"), grpc.StatusCode.NOT_FOUND, "Servable not found"),
         (lambda: _spec_request(version=99), grpc.StatusCode.NOT_FOUND, "Specific(mnist, 99)"),
         (lambda: _spec_request(version_label="canary"), grpc.StatusCode.INVALID_ARGUMENT, "label: canary"),
-        (lambda: _spec_request(signature_name="nope"),
-         grpc.StatusCode.FAILED_PRECONDITION, '"nope" not found'),
-        (lambda: predict_request("mnist", pixels=mnist_images(1)),
-         grpc.StatusCode.INVALID_ARGUMENT, "pixels"),
-        (lambda: predict_request("mnist", image=mnist_images(1).astype(np.float32)),
-         grpc.StatusCode.INVALID_ARGUMENT, "DT_UINT8"),
-        (lambda: predict_request("mnist", image=mnist_images(1)[:, :20]),
-         grpc.StatusCode.INVALID_ARGUMENT, "shape"),
-        (lambda: predict_request("mnist", image=mnist_images(1), output_filter=["logits"]),
-         grpc.StatusCode.INVALID_ARGUMENT, "logits"),
+        (lambda: _spec_request(signature_name="nope"), grpc.StatusCode.FAILED_PRECONDITION, '"nope" not found'),
+        (lambda: predict_request("mnist", pixels=mnist_images(1)), grpc.StatusCode.INVALID_ARGUMENT, "pixels"),
+        (
+            lambda: predict_request("mnist", image=mnist_images(1).astype(np.float32)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "DT_UINT8",
+        ),
+        (lambda: predict_request("mnist", image=mnist_images(1)[:, :20]), grpc.StatusCode.INVALID_ARGUMENT, "shape"),
+        (
+            lambda: predict_request("mnist", image=mnist_images(1), output_filter=["logits"]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "logits",
+        ),
     ],
     ids=["model", "version", "label", "signature", "input-name", "dtype", "shape", "output-filter"],
 )
@@ -196,8 +198,11 @@ def test_rest_status_and_metadata(model_server: ModelServerHandle) -> None:
             {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
         ]
     }
-    for path in ("/v1/models/anomaly/metadata", "/v1/models/anomaly/versions/1/metadata",
-                 "/v1/models/anomaly/labels/stable/metadata"):
+    for path in (
+        "/v1/models/anomaly/metadata",
+        "/v1/models/anomaly/versions/1/metadata",
+        "/v1/models/anomaly/labels/stable/metadata",
+    ):
         metadata = requests.get(model_server.rest_url + path, timeout=10).json()
         assert metadata["model_spec"] == {"name": "anomaly", "signature_name": "", "version": "1"}
         signatures = metadata["metadata"]["signature_def"]["signature_def"]
@@ -214,16 +219,20 @@ def test_rest_predict_row_and_columnar_formats(model_server: ModelServerHandle, 
     assert rows.status_code == 200
     predictions = rows.json()["predictions"]
     assert [row["digit"] for row in predictions] == expected["digit"].tolist()
-    np.testing.assert_allclose([row["probabilities"] for row in predictions], expected["probabilities"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        [row["probabilities"] for row in predictions], expected["probabilities"], rtol=1e-5, atol=1e-6
+    )
 
     body = {"signature_name": "serving_default", "inputs": {"image": images.tolist()}}
     columns = requests.post(url, json=body, timeout=10)
     assert columns.status_code == 200
     assert columns.json()["outputs"]["digit"] == expected["digit"].tolist()
 
-    info = requests.post(f"{model_server.rest_url}/v1/models/anomaly/labels/stable:predict",
-                         json={"signature_name": "model_info", "inputs": [[[0.0]]]}, timeout=10)
+    info = requests.post(
+        f"{model_server.rest_url}/v1/models/anomaly/labels/stable:predict",
+        json={"signature_name": "model_info", "inputs": [[[0.0]]]},
+        timeout=10,
+    )
     assert info.status_code == 200
     assert info.json()["outputs"]["sensor_names"] == ["value"]
 

@@ -22,9 +22,7 @@ CONFIG_DIR = REPO_ROOT / "serving" / "config"
 
 def test_container_base_paths_map_into_the_local_models_dir(tmp_path: Path) -> None:
     models = load_model_settings(str(CONFIG_DIR / "models.config"), "", "", str(tmp_path))
-    assert {m.name: m.base_path for m in models} == {
-        "mnist": tmp_path / "mnist", "anomaly": tmp_path / "anomaly"
-    }
+    assert {m.name: m.base_path for m in models} == {"mnist": tmp_path / "mnist", "anomaly": tmp_path / "anomaly"}
     assert all(m.policy == VersionPolicy(latest=2) and m.labels == {"stable": 1} for m in models)
 
 

@@ -85,9 +85,7 @@ def test_new_versions_roll_out_without_failed_requests(trained_models: Path, tmp
     assert picked_up < POLL_SECONDS + 5
 
 
-def test_batching_keeps_concurrent_answers_correct(
-    trained_models: Path, tmp_path: Path
-) -> None:
+def test_batching_keeps_concurrent_answers_correct(trained_models: Path, tmp_path: Path) -> None:
     batching = tmp_path / "batching.txt"
     batching.write_text(
         "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 2000 }\n"

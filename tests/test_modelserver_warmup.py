@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2
 
+from serving.contract import WARMUP_FILE
 from serving.modelserver.config import ModelSettings
 from serving.modelserver.manager import ModelManager
 from serving.modelserver.metrics import ServingMetrics
-from serving.modelserver.servable import WARMUP_FILE
 
 pytestmark = pytest.mark.slow  # needs the trained models
 

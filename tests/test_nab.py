@@ -17,8 +17,11 @@ from tests.processes import REPO_ROOT, python_module
 NAB = SHARED_DATA / "nab"
 # NAB's thresholds for the Numenta HTM detector, per profile, and the normalised scores they give on the
 # 46 shared files (shared/data/README.md).
-NUMENTA = {"standard": (0.5421876907348634, 70.77), "reward_low_FP_rate": (0.5751955032348636, 63.40),
-           "reward_low_FN_rate": (0.5421876907348634, 74.83)}
+NUMENTA = {
+    "standard": (0.5421876907348634, 70.77),
+    "reward_low_FP_rate": (0.5751955032348636, 63.40),
+    "reward_low_FN_rate": (0.5421876907348634, 74.83),
+}
 
 
 def test_scorer_reproduces_the_published_numenta_scores() -> None:
@@ -63,12 +66,17 @@ def test_bench_nab_slice_trains_serves_and_scores(tmp_path: Path) -> None:
     out = tmp_path / "nab"
     finished = subprocess.run(
         python_module("bench.nab", "--nab", str(NAB), "--out", str(out), "--files", "6", "--epochs", "1"),
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     results = json.loads((out / "nab.json").read_text())
-    assert [r["file"] for r in results["files"]][:2] == ["artificialNoAnomaly/art_daily_no_noise.csv",
-                                                         "artificialNoAnomaly/art_daily_perfect_square_wave.csv"]
+    assert [r["file"] for r in results["files"]][:2] == [
+        "artificialNoAnomaly/art_daily_no_noise.csv",
+        "artificialNoAnomaly/art_daily_perfect_square_wave.csv",
+    ]
     assert len(results["files"]) == 6 and set(results["normalised"]) == {p.name for p in PROFILES}
     assert all(r["rows"] == 4032 for r in results["files"])
     assert (out / "nab.png").stat().st_size > 10_000

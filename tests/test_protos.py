@@ -262,9 +262,9 @@ def test_prediction_log_round_trip() -> None:
 @pytest.mark.parametrize("proto", ["serving/protos/tfs_lite.proto", "serving/protos/tfs_config.proto"])
 def test_generated_code_matches_a_fresh_regeneration(tmp_path: Path, proto: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-I.",
-         f"--python_out={tmp_path}", f"--pyi_out={tmp_path}", proto],
-        check=True, cwd=REPO_ROOT,
+        [sys.executable, "-m", "grpc_tools.protoc", "-I.", f"--python_out={tmp_path}", f"--pyi_out={tmp_path}", proto],
+        check=True,
+        cwd=REPO_ROOT,
     )
     for suffix in ("_pb2.py", "_pb2.pyi"):
         generated = Path(proto).with_name(Path(proto).stem + suffix)

@@ -1,4 +1,5 @@
-"""serving/gateway/series.py and segments.py: parsing, the model grid, chunks and anomaly segments."""
+"""serving/gateway/series_input.py, series_prepare.py, series_chunks.py and segments.py: parsing, the model grid,
+chunks and anomaly segments."""
 
 from __future__ import annotations
 
@@ -12,17 +13,10 @@ import numpy as np
 import pytest
 
 from serving.gateway.errors import ApiError
-from serving.gateway.series import (
-    Chunk,
-    PreparedSeries,
-    RawSeries,
-    format_timestamps,
-    make_chunks,
-    parse_csv_series,
-    parse_json_series,
-    prepare_series,
-    stitch,
-)
+from serving.gateway.segments import format_timestamps
+from serving.gateway.series_chunks import Chunk, make_chunks, stitch
+from serving.gateway.series_input import RawSeries, parse_csv_series, parse_json_series
+from serving.gateway.series_prepare import PreparedSeries, prepare_series
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC).timestamp()
 FIVE_MINUTES = 300.0
@@ -36,13 +30,15 @@ def api_error(call: Callable[..., object], *args: object, **kwargs: object) -> A
 
 
 def series(times: np.ndarray, values: np.ndarray) -> RawSeries:
-    return RawSeries(timestamps=np.asarray(times, dtype=np.float64),
-                     values={"value": np.asarray(values, dtype=np.float64)}, univariate=True)
+    return RawSeries(
+        timestamps=np.asarray(times, dtype=np.float64),
+        values={"value": np.asarray(values, dtype=np.float64)},
+        univariate=True,
+    )
 
 
 def prepare(raw: RawSeries, **overrides: object) -> PreparedSeries:
-    options: dict[str, object] = {"interval_seconds": FIVE_MINUTES, "sensor_names": ["value"],
-                                  "history_length": 4}
+    options: dict[str, object] = {"interval_seconds": FIVE_MINUTES, "sensor_names": ["value"], "history_length": 4}
     options.update(overrides)
     return prepare_series(raw, **options)
 
@@ -51,13 +47,18 @@ def prepare(raw: RawSeries, **overrides: object) -> PreparedSeries:
 
 
 def test_json_univariate_iso_and_epoch_agree() -> None:
-    iso = parse_json_series({
-        "timestamps": ["2024-03-01T00:00:00Z", "2024-03-01T00:05:00", "2024-03-01 01:10:00+01:00",
-                       "2024-03-01T00:15:00.000+00:00"],
-        "values": [1, 2.5, None, -4],
-    })
-    epoch = parse_json_series({"timestamps": [T0, T0 + 300, int(T0) + 600, T0 + 900],
-                               "values": [1, 2.5, None, -4]})
+    iso = parse_json_series(
+        {
+            "timestamps": [
+                "2024-03-01T00:00:00Z",
+                "2024-03-01T00:05:00",
+                "2024-03-01 01:10:00+01:00",
+                "2024-03-01T00:15:00.000+00:00",
+            ],
+            "values": [1, 2.5, None, -4],
+        }
+    )
+    epoch = parse_json_series({"timestamps": [T0, T0 + 300, int(T0) + 600, T0 + 900], "values": [1, 2.5, None, -4]})
     assert iso.univariate and list(iso.values) == ["value"]
     np.testing.assert_array_equal(iso.timestamps, [T0, T0 + 300, T0 + 600, T0 + 900])
     np.testing.assert_array_equal(epoch.timestamps, iso.timestamps)
@@ -65,10 +66,12 @@ def test_json_univariate_iso_and_epoch_agree() -> None:
 
 
 def test_json_multivariate_is_ordered_by_the_model() -> None:
-    raw = parse_json_series({
-        "timestamps": [T0 + 300 * i for i in range(6)],
-        "series": {"pressure": [10, 11, 12, 13, 14, 15], "temperature": [20, 21, 22, 23, 24, 25]},
-    })
+    raw = parse_json_series(
+        {
+            "timestamps": [T0 + 300 * i for i in range(6)],
+            "series": {"pressure": [10, 11, 12, 13, 14, 15], "temperature": [20, 21, 22, 23, 24, 25]},
+        }
+    )
     assert not raw.univariate
     prepared = prepare(raw, sensor_names=["temperature", "pressure"])
     assert prepared.sensor_names == ["temperature", "pressure"]
@@ -88,8 +91,9 @@ def test_sensor_names_must_match_the_model() -> None:
 
 
 def test_nan_is_a_gap_and_infinity_is_refused() -> None:
-    raw = parse_json_series({"timestamps": [T0, T0 + 300, T0 + 600, T0 + 900, T0 + 1200],
-                             "values": [1.0, float("nan"), "NaN", None, 5.0]})
+    raw = parse_json_series(
+        {"timestamps": [T0, T0 + 300, T0 + 600, T0 + 900, T0 + 1200], "values": [1.0, float("nan"), "NaN", None, 5.0]}
+    )
     np.testing.assert_array_equal(np.isnan(raw.values["value"]), [False, True, True, True, False])
     prepared = prepare(raw)
     np.testing.assert_allclose(prepared.values[:, 0], [1, 2, 3, 4, 5])
@@ -100,30 +104,33 @@ def test_nan_is_a_gap_and_infinity_is_refused() -> None:
         assert "values[1]" in error.message
 
 
-@pytest.mark.parametrize(("payload", "status", "fragment"), [
-    ([1, 2, 3], 400, "JSON object"),
-    ("timestamps", 400, "JSON object"),
-    ({"values": [1]}, 400, "'timestamps'"),
-    ({"timestamps": [T0]}, 400, "exactly one of"),
-    ({"timestamps": [T0], "values": [1], "series": {"a": [1]}}, 400, "exactly one of"),
-    ({"timestamps": "2024-03-01", "values": [1]}, 400, "timestamps: expected a list"),
-    ({"timestamps": [T0], "values": {"a": 1}}, 400, "values: expected a list"),
-    ({"timestamps": [T0, T0 + 300], "values": [1]}, 422, "values has 1 entries but timestamps has 2"),
-    ({"timestamps": [T0, T0 + 300], "values": [1, True]}, 400, "values[1]"),
-    ({"timestamps": [T0, T0 + 300], "values": [1, "2"]}, 400, "values[1]"),
-    ({"timestamps": [T0, T0 + 300], "values": [1, [2]]}, 400, "values[1]"),
-    ({"timestamps": [T0, T0 + 300], "values": [1, {"v": 2}]}, 400, "values[1]"),
-    ({"timestamps": [T0, True], "values": [1, 2]}, 400, "timestamps[1]"),
-    ({"timestamps": [T0, None], "values": [1, 2]}, 400, "timestamps[1]"),
-    ({"timestamps": [T0, "yesterday"], "values": [1, 2]}, 422, "timestamps[1]"),
-    ({"timestamps": [T0, "2024-02-30T00:00:00"], "values": [1, 2]}, 422, "timestamps[1]"),
-    ({"timestamps": [T0, float("nan")], "values": [1, 2]}, 422, "timestamps[1]"),
-    ({"timestamps": [T0, 1e20], "values": [1, 2]}, 422, "timestamps[1]"),
-    ({"timestamps": [T0], "series": {}}, 400, "'series'"),
-    ({"timestamps": [T0], "series": [[1]]}, 400, "'series'"),
-    ({"timestamps": [T0, T0 + 1], "series": {"a": [1, 2], "b": [1, "x"]}}, 400, "series.b[1]"),
-    ({"timestamps": [T0, T0 + 1], "series": {"a": [1, 2], "b": [1]}}, 422, "series.b has 1 entries"),
-])
+@pytest.mark.parametrize(
+    ("payload", "status", "fragment"),
+    [
+        ([1, 2, 3], 400, "JSON object"),
+        ("timestamps", 400, "JSON object"),
+        ({"values": [1]}, 400, "'timestamps'"),
+        ({"timestamps": [T0]}, 400, "exactly one of"),
+        ({"timestamps": [T0], "values": [1], "series": {"a": [1]}}, 400, "exactly one of"),
+        ({"timestamps": "2024-03-01", "values": [1]}, 400, "timestamps: expected a list"),
+        ({"timestamps": [T0], "values": {"a": 1}}, 400, "values: expected a list"),
+        ({"timestamps": [T0, T0 + 300], "values": [1]}, 422, "values has 1 entries but timestamps has 2"),
+        ({"timestamps": [T0, T0 + 300], "values": [1, True]}, 400, "values[1]"),
+        ({"timestamps": [T0, T0 + 300], "values": [1, "2"]}, 400, "values[1]"),
+        ({"timestamps": [T0, T0 + 300], "values": [1, [2]]}, 400, "values[1]"),
+        ({"timestamps": [T0, T0 + 300], "values": [1, {"v": 2}]}, 400, "values[1]"),
+        ({"timestamps": [T0, True], "values": [1, 2]}, 400, "timestamps[1]"),
+        ({"timestamps": [T0, None], "values": [1, 2]}, 400, "timestamps[1]"),
+        ({"timestamps": [T0, "yesterday"], "values": [1, 2]}, 422, "timestamps[1]"),
+        ({"timestamps": [T0, "2024-02-30T00:00:00"], "values": [1, 2]}, 422, "timestamps[1]"),
+        ({"timestamps": [T0, float("nan")], "values": [1, 2]}, 422, "timestamps[1]"),
+        ({"timestamps": [T0, 1e20], "values": [1, 2]}, 422, "timestamps[1]"),
+        ({"timestamps": [T0], "series": {}}, 400, "'series'"),
+        ({"timestamps": [T0], "series": [[1]]}, 400, "'series'"),
+        ({"timestamps": [T0, T0 + 1], "series": {"a": [1, 2], "b": [1, "x"]}}, 400, "series.b[1]"),
+        ({"timestamps": [T0, T0 + 1], "series": {"a": [1, 2], "b": [1]}}, 422, "series.b has 1 entries"),
+    ],
+)
 def test_bad_json_names_the_field_and_index(payload: object, status: int, fragment: str) -> None:
     error = api_error(parse_json_series, payload)
     assert error.status == status
@@ -139,8 +146,10 @@ def test_json_point_limit_is_checked_before_parsing() -> None:
 
 
 def test_csv_univariate_and_multivariate() -> None:
-    raw = parse_csv_series("\ufefftimestamp,value\r\n2024-03-01 00:00:00,1.5\n2024-03-01 00:05:00,\n"
-                           "2024-03-01 00:10:00,nan\n\n2024-03-01 00:15:00,-2e1\n")
+    raw = parse_csv_series(
+        "\ufefftimestamp,value\r\n2024-03-01 00:00:00,1.5\n2024-03-01 00:05:00,\n"
+        "2024-03-01 00:10:00,nan\n\n2024-03-01 00:15:00,-2e1\n"
+    )
     assert raw.univariate
     np.testing.assert_array_equal(raw.timestamps, T0 + 300 * np.arange(4))
     np.testing.assert_array_equal(raw.values["value"], [1.5, np.nan, np.nan, -20.0])
@@ -149,19 +158,22 @@ def test_csv_univariate_and_multivariate() -> None:
     np.testing.assert_array_equal(multi.values["b"], [2, 4])
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("", "empty"),
-    ("\n\n", "empty"),
-    ("2024-03-01 00:00:00,1\n2024-03-01 00:05:00,2\n", "line 1"),
-    ("time,value\n", "header"),
-    ("timestamp\n2024-03-01,1\n", "header"),
-    ("timestamp,a,a\n", "unique"),
-    ("timestamp,value\n2024-03-01 00:00:00,1\nnot a time,2\n", "line 3"),
-    ("timestamp,value\n2024-03-01 00:00:00,1\n\n2024-03-01 00:10:00,abc\n", "line 4"),
-    ("timestamp,value\n2024-03-01 00:00:00,1\n2024-03-01 00:05:00,inf\n", "line 3"),
-    ("timestamp,value\n2024-03-01 00:00:00,1,7\n", "line 2: expected 2 fields, got 3"),
-    ('timestamp,value\n2024-03-01 00:00:00,"1\n', "line"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "empty"),
+        ("\n\n", "empty"),
+        ("2024-03-01 00:00:00,1\n2024-03-01 00:05:00,2\n", "line 1"),
+        ("time,value\n", "header"),
+        ("timestamp\n2024-03-01,1\n", "header"),
+        ("timestamp,a,a\n", "unique"),
+        ("timestamp,value\n2024-03-01 00:00:00,1\nnot a time,2\n", "line 3"),
+        ("timestamp,value\n2024-03-01 00:00:00,1\n\n2024-03-01 00:10:00,abc\n", "line 4"),
+        ("timestamp,value\n2024-03-01 00:00:00,1\n2024-03-01 00:05:00,inf\n", "line 3"),
+        ("timestamp,value\n2024-03-01 00:00:00,1,7\n", "line 2: expected 2 fields, got 3"),
+        ('timestamp,value\n2024-03-01 00:00:00,"1\n', "line"),
+    ],
+)
 def test_bad_csv_names_the_line(text: str, fragment: str) -> None:
     error = api_error(parse_csv_series, text)
     assert error.status == 422
@@ -240,8 +252,10 @@ def test_short_gap_is_filled_long_gap_splits_the_series_without_materialising_it
     (gap,) = split.gaps
     assert (gap.after, gap.before, gap.missing_steps) == (T0 + 2700, T0 + 3900, 3)
     # a year-long outage costs two parts, not 100,000 grid points
-    year = prepare(series(np.concatenate([T0 + 300 * np.arange(10), T0 + 3.2e7 + 300 * np.arange(10)]),
-                          np.arange(20.0)), max_points=100)
+    year = prepare(
+        series(np.concatenate([T0 + 300 * np.arange(10), T0 + 3.2e7 + 300 * np.arange(10)]), np.arange(20.0)),
+        max_points=100,
+    )
     assert year.parts == [(0, 10), (10, 20)] and year.gaps[0].missing_steps == 106_657
 
 
@@ -255,8 +269,9 @@ def test_missing_values_at_the_ends_hold_the_nearest_value() -> None:
 
 
 def test_gap_in_one_sensor_of_several() -> None:
-    raw = RawSeries(T0 + 300 * np.arange(8), {"a": np.arange(8.0), "b": np.array([0, 1, np.nan, np.nan, 4,
-                                                                                    5, 6, 7.0])}, False)
+    raw = RawSeries(
+        T0 + 300 * np.arange(8), {"a": np.arange(8.0), "b": np.array([0, 1, np.nan, np.nan, 4, 5, 6, 7.0])}, False
+    )
     prepared = prepare(raw, sensor_names=["a", "b"])
     np.testing.assert_array_equal(prepared.values[:, 1], np.arange(8))
     np.testing.assert_array_equal(np.flatnonzero(prepared.filled), [2, 3])
@@ -296,19 +311,22 @@ def test_many_sensors_are_bounded_before_their_values_are_parsed() -> None:
     assert (error.status, error.code) == (413, "series_too_large") and "limit is 400 values" in error.message
     four = {"timestamps": stamps, "series": {f"s{k}": [1.0] * 100 for k in range(4)}}
     assert len(parse_json_series(four, max_points=100).values) == 4
-    csv_text = "timestamp," + ",".join(f"s{k}" for k in range(5)) + "\n" + "".join(
-        f"{t},1,1,1,1,1\n" for t in stamps)
+    csv_text = "timestamp," + ",".join(f"s{k}" for k in range(5)) + "\n" + "".join(f"{t},1,1,1,1,1\n" for t in stamps)
     assert api_error(parse_csv_series, csv_text, max_points=100).code == "series_too_large"
 
 
 def test_values_beyond_float32_and_empty_series_are_refused_while_parsing() -> None:
-    error = api_error(parse_json_series, {"timestamps": [T0 + 300 * i for i in range(6)],
-                                          "values": [1, 2, 1e39, 4, 5, 6]})
+    error = api_error(
+        parse_json_series, {"timestamps": [T0 + 300 * i for i in range(6)], "values": [1, 2, 1e39, 4, 5, 6]}
+    )
     assert (error.status, error.code) == (422, "invalid_value") and "point 2" in error.message
     assert api_error(parse_csv_series, f"timestamp,value\n{T0},-1e39\n").status == 422
     assert api_error(prepare, series(T0 + 300 * np.arange(6), [1, 2, 1e39, 4, 5, 6])).status == 422
-    for empty in (lambda: parse_json_series({"timestamps": [], "values": []}),
-                  lambda: parse_csv_series("timestamp,value\n"), lambda: prepare(series([], []))):
+    for empty in (
+        lambda: parse_json_series({"timestamps": [], "values": []}),
+        lambda: parse_csv_series("timestamp,value\n"),
+        lambda: prepare(series([], [])),
+    ):
         error = api_error(empty)
         assert (error.status, error.code) == (422, "series_too_short")
 
@@ -390,7 +408,9 @@ def test_short_series_is_one_chunk_and_bad_arguments_raise() -> None:
 def test_timestamps_format_as_utc_iso8601() -> None:
     assert format_timestamps(np.array([T0, T0 + 300])) == ["2024-03-01T00:00:00Z", "2024-03-01T00:05:00Z"]
     assert format_timestamps(np.array([T0 + 0.25])) == ["2024-03-01T00:00:00.250Z"]
-    assert parse_json_series({"timestamps": format_timestamps(np.array([T0 + 0.25])),
-                              "values": [1]}).timestamps[0] == T0 + 0.25
+    assert (
+        parse_json_series({"timestamps": format_timestamps(np.array([T0 + 0.25])), "values": [1]}).timestamps[0]
+        == T0 + 0.25
+    )
     year_one = parse_json_series({"timestamps": ["0001-01-01T00:00:00Z"], "values": [1]})
     assert math.isclose(year_one.timestamps[0], datetime(1, 1, 1, tzinfo=UTC).timestamp())

@@ -26,8 +26,17 @@ def test_port_free_sees_a_listener() -> None:
 
 def start_stack(models: Path, port: int) -> subprocess.CompletedProcess[str]:
     """`python -m serving.stack` on `port` with free model-server ports, run to its exit."""
-    command = python_module("serving.stack", "--models", str(models), "--port", str(port),
-                            "--grpc-port", str(free_port()), "--rest-port", str(free_port()))
+    command = python_module(
+        "serving.stack",
+        "--models",
+        str(models),
+        "--port",
+        str(port),
+        "--grpc-port",
+        str(free_port()),
+        "--rest-port",
+        str(free_port()),
+    )
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
 
 

@@ -15,10 +15,12 @@ import numpy as np
 import pytest
 
 from serving.anomaly_scoring import ScoreParams
+from serving.contract import EXPORT_TEMP_PREFIX
 from tests.conftest import MNIST_NPZ, SHARED_DATA, require
 from tests.processes import REPO_ROOT, python_module
-from training.export import TEMP_PREFIX, existing_versions, publish_version
-from training.mnist_data import DataError, load_mnist, read_idx
+from training.common import DataError
+from training.export import existing_versions, publish_version
+from training.mnist_data import load_mnist, read_idx
 
 tf = pytest.importorskip("tensorflow")
 
@@ -96,11 +98,11 @@ def test_labelled_anomaly_is_the_strongest_event(trained_models: Path) -> None:
     params = ScoreParams(prior_mean=float(info["prior_error_mean"][0]), prior_std=float(info["prior_error_std"][0]))
     scores = adaptive_scores(errors, params)
     events = group_events(scores > threshold_for(0.5), scores, params.event_gap_points)
-    (start, end), = windows["artificialWithAnomaly/art_daily_jumpsup.csv"]
+    ((start, end),) = windows["artificialWithAnomaly/art_daily_jumpsup.csv"]
     stamps = frame["timestamp"]
     inside = [pd.Timestamp(start) <= stamps[e.start] <= pd.Timestamp(end) for e in events]
     flagged = scores > threshold_for(0.5)
-    strongest = max(range(len(events)), key=lambda k: flagged[events[k].start:events[k].end + 1].sum())
+    strongest = max(range(len(events)), key=lambda k: flagged[events[k].start : events[k].end + 1].sum())
     assert inside[strongest], [str(stamps[e.start]) for e in events]
     assert inside.count(False) <= 14 / 2, [str(stamps[e.start]) for e in events]  # 14 days of data
 
@@ -134,8 +136,9 @@ def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
     params = anomaly_model.AnomalyParams()
     forecaster = anomaly_model.build_forecaster(2, 8)
     scaler = anomaly_model.Scaler(np.array([10.0, -1.0], np.float32), np.array([2.0, 0.5], np.float32))
-    calibration = anomaly_model.Calibration(np.array([0.3, 0.1], np.float32),
-                                            ScoreParams(prior_mean=0.8, prior_std=0.2), 100)
+    calibration = anomaly_model.Calibration(
+        np.array([0.3, 0.1], np.float32), ScoreParams(prior_mean=0.8, prior_std=0.2), 100
+    )
     sequence = np.random.default_rng(1).normal([10.0, -1.0], [2.0, 0.5], size=(200, 2)).astype(np.float32)
     anomaly_export.save_anomaly(
         forecaster, scaler, calibration, params, "anomaly", ["a", "b"], 60.0, tmp_path / "anomaly", sequence
@@ -188,6 +191,25 @@ def test_failed_export_leaves_no_version(tmp_path: Path) -> None:
     assert (tmp_path / "mnist" / "2" / "a").read_text() == "2"
 
 
+def test_version_stamp_is_written_before_the_version_appears(tmp_path: Path) -> None:
+    """The report names its own version inside the folder before the rename, also when a rival took the number."""
+    model_dir = tmp_path / "mnist"
+    stamped: list[int] = []
+
+    def stamp(tmp: Path, version: int) -> None:
+        assert not (model_dir / str(version) / "report").exists()
+        if not stamped:  # a concurrent publisher takes this number between our stamp and our rename
+            (model_dir / str(version)).mkdir()
+            (model_dir / str(version) / "rival").write_text("theirs")
+        stamped.append(version)
+        (tmp / "report").write_text(str(version))
+
+    version, path = publish_version(model_dir, lambda p: (p / "a").write_text("ours"), stamp)
+    assert (version, stamped) == (2, [1, 2])
+    assert (path / "report").read_text() == "2" and (path / "a").read_text() == "ours"
+    assert not (model_dir / "1" / "report").exists()
+
+
 def test_killed_export_never_shows_a_version(tmp_path: Path) -> None:
     """SIGKILL in the middle of writing: only a hidden temporary folder remains, which no poller loads."""
     ready = tmp_path / "ready"
@@ -212,7 +234,7 @@ def test_killed_export_never_shows_a_version(tmp_path: Path) -> None:
     proc.wait()
     names = [p.name for p in (tmp_path / "models" / "mnist").iterdir()]
     assert existing_versions(tmp_path / "models" / "mnist") == []
-    assert len(names) == 1 and names[0].startswith(TEMP_PREFIX)
+    assert len(names) == 1 and names[0].startswith(EXPORT_TEMP_PREFIX)
     assert publish_version(tmp_path / "models" / "mnist", lambda p: (p / "a").write_text("ok"))[0] == 1
 
 
@@ -232,8 +254,10 @@ BAD_CSVS = {
     "no_header.csv": ("2024-01-01 00:00:00,1.0\n2024-01-01 00:05:00,2.0\n", "header must be 'timestamp"),
     "bad_time.csv": (f"timestamp,value\n{GOOD_ROW}yesterday,2\n", "line 3: 'yesterday' is neither an ISO 8601"),
     "not_number.csv": (f"timestamp,value\n{GOOD_ROW}2024-01-01 00:05:00,abc\n", "line 3, column value: 'abc' is not"),
-    "too_few.csv": ("timestamp,value\n" + "".join(f"2024-01-01 00:{m:02d}:00,1\n" for m in range(12)),
-                    "the longest gap-free run has 12 grid points; the anomaly model needs at least 33"),
+    "too_few.csv": (
+        "timestamp,value\n" + "".join(f"2024-01-01 00:{m:02d}:00,1\n" for m in range(12)),
+        "the longest gap-free run has 12 grid points; the anomaly model needs at least 33",
+    ),
     "empty.csv": ("", "the CSV is empty"),
     "binary.csv": ("\x00\x01\x02garbage\xff", "header must be"),
 }

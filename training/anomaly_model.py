@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.anomaly_scoring import ScoreParams
-from training.mnist_model import EpochLog
+from training.common import EpochLog
 from training.series_data import SensorSeries, training_windows
 
 EPSILON = 1e-6

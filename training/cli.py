@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from training.anomaly_model import AnomalyParams
+from training.common import DataError
 from training.export import existing_versions
-from training.mnist_data import DataError
 from training.mnist_model import MnistParams
+from training.settings import AnomalySettings, MnistSettings, RunSettings
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -32,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mnist-data", help="with 'all': the MNIST data (as --data for mnist)")
     parser.add_argument("--anomaly-data", help="with 'all': the sensor CSV (as --data for anomaly)")
     parser.add_argument(
-        "--epochs", type=int,
+        "--epochs",
+        type=int,
         help=f"training epochs (default: {MnistParams.epochs} mnist, {AnomalyParams.epochs} anomaly; --quick: fewer)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed; CPU runs are deterministic (default 0)")
@@ -85,6 +87,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def settings_for(model: str, args: argparse.Namespace) -> MnistSettings | AnomalySettings:
+    """The typed settings of one training command, from the parsed flags."""
+    run = RunSettings(out=args.out, seed=args.seed, quick=args.quick, epochs=args.epochs)
+    if model == "mnist":
+        return MnistSettings(**vars(run), data=args.data or args.mnist_data)
+    data = args.data or args.anomaly_data
+    return AnomalySettings(
+        **vars(run),
+        data=Path(data) if data else None,
+        name=args.name,
+        train_rows=args.train_rows,
+        train_fraction=args.train_fraction,
+        max_train_rows=args.max_train_rows,
+        shard=args.shard,
+    )
+
+
 def _shard(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, int]:
     """(index, count) from --shard or the Indexed Job's environment."""
     if text is None:
@@ -116,12 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training on {devices.describe()}", flush=True)
     try:
         for name in todo:
-            data = args.data or (args.mnist_data if name == "mnist" else args.anomaly_data)
-            if name == "mnist":
-                from training.run_mnist import train_mnist as trainer
+            settings = settings_for(name, args)
+            if isinstance(settings, MnistSettings):
+                from training.run_mnist import train_mnist
+
+                train_mnist(settings, devices)
             else:
-                from training.run_anomaly import train_anomaly as trainer
-            trainer(args, data, devices)
+                from training.run_anomaly import train_anomaly
+
+                train_anomaly(settings, devices)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # TensorFlow loads in seconds: imported where training starts, typed here
+    import tensorflow as tf
 
 
 @dataclass(frozen=True)
 class DeviceSetup:
     """What training runs on, for logs and the training report."""
 
-    strategy: object
+    strategy: tf.distribute.Strategy
     device: str
     gpus: list[str]
     mixed_precision: bool
@@ -57,6 +61,4 @@ def setup_devices(mixed_precision: bool | None = None) -> DeviceSetup:
         strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     use_mixed = bool(gpus) if mixed_precision is None else mixed_precision and bool(gpus)
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
-    return DeviceSetup(
-        strategy=strategy, device="GPU" if gpus else "CPU", gpus=names, mixed_precision=use_mixed
-    )
+    return DeviceSetup(strategy=strategy, device="GPU" if gpus else "CPU", gpus=names, mixed_precision=use_mixed)

@@ -15,31 +15,36 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-TEMP_PREFIX = ".export-"
+from serving.contract import EXPORT_TEMP_PREFIX, version_folders
 
 
 def existing_versions(model_dir: Path) -> list[int]:
-    """Integer version folders under `model_dir`, ascending."""
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    """Version folders under `model_dir` (complete or not: numbering must skip them all), ascending."""
+    return list(version_folders(model_dir))
 
 
-def publish_version(model_dir: Path, write: Callable[[Path], None]) -> tuple[int, Path]:
+def publish_version(
+    model_dir: Path, write: Callable[[Path], None], stamp: Callable[[Path, int], None] | None = None
+) -> tuple[int, Path]:
     """Call `write(tmp_dir)` to fill a fresh temporary folder, then rename it to the next version.
 
-    Returns (version, path). If `write` raises, the temporary folder is removed and no version appears.
-    Concurrent publishers never overwrite each other: a rename onto an existing version fails and the
-    next number is tried.
+    The one place a version is published: everything the version holds is in the folder before the rename,
+    so a poller that sees the version sees all of it. `stamp(tmp_dir, version)` writes what depends on the
+    version number (the training report); it runs again with the new number when a concurrent publisher took
+    the number first. Returns (version, path). If `write` or `stamp` raises, the temporary folder is removed
+    and no version appears. Concurrent publishers never overwrite each other: a rename onto an existing version
+    fails and the next number is tried.
     """
     model_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(model_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=model_dir))
+    tmp = Path(tempfile.mkdtemp(prefix=EXPORT_TEMP_PREFIX, dir=model_dir))
     try:
         write(tmp)
         while True:
             version = max(existing_versions(model_dir), default=0) + 1
             target = model_dir / str(version)
+            if stamp is not None:
+                stamp(tmp, version)
             try:
                 os.rename(tmp, target)
             except OSError:
@@ -56,7 +61,7 @@ def _remove_stale_temporaries(model_dir: Path) -> None:
     """Drop `.export-*` folders left by a process that died mid-export (older than an hour, to spare live ones)."""
     import time
 
-    for path in model_dir.glob(f"{TEMP_PREFIX}*"):
+    for path in model_dir.glob(f"{EXPORT_TEMP_PREFIX}*"):
         if path.is_dir() and time.time() - path.stat().st_mtime > 3600:
             shutil.rmtree(path, ignore_errors=True)
 

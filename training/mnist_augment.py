@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-MNIST_SIDE = 28
+from serving.contract import MNIST_SIDE
+
 MNIST_CENTRE = 13.5
 # A 3x3 binomial kernel: the smallest blur that softens a 2-pixel MNIST stroke visibly.
 BLUR_KERNEL = ((1.0, 2.0, 1.0), (2.0, 4.0, 2.0), (1.0, 2.0, 1.0))

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.contract import MNIST_SIDE
+from training.common import DataError
+
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte.gz",
     "y_train": "train-labels-idx1-ubyte.gz",
@@ -16,10 +19,6 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
 IDX_DTYPE_UBYTE = 0x08
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the CLI prints the message and exits non-zero."""
 
 
 @dataclass(frozen=True)
@@ -100,8 +99,11 @@ def _checked(
     x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, source: str
 ) -> MnistData:
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        if x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) != len(y) or len(x) == 0:
-            raise DataError(f"{source}: {name} images must be [n, 28, 28] with n labels, got {x.shape}, {y.shape}")
+        if x.ndim != 3 or x.shape[1:] != (MNIST_SIDE, MNIST_SIDE) or len(x) != len(y) or len(x) == 0:
+            raise DataError(
+                f"{source}: {name} images must be [n, {MNIST_SIDE}, {MNIST_SIDE}] with n labels, "
+                f"got {x.shape}, {y.shape}"
+            )
     return MnistData(
         x_train.astype(np.uint8),
         y_train.astype(np.uint8),

@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:  # TensorFlow loads in seconds: imported where training starts, typed here
+    import keras
+    import tensorflow as tf
+
+from serving.contract import DIGIT_CLASSES, IMAGE_INPUT, MNIST_SIDE, PROBABILITIES_OUTPUT
+from training.common import EpochLog
 from training.mnist_augment import AugmentParams, augment
 from training.mnist_data import MnistData
 
@@ -30,12 +37,12 @@ class MnistParams:
     filters: tuple[int, int] = (16, 32)
 
 
-def build_model(filters: tuple[int, int] = (16, 32)):  # -> keras.Model
+def build_model(filters: tuple[int, int] = (16, 32)) -> keras.Model:
     """Input: float32 [batch, 28, 28, 1] in 0..255 (scaling is the model's first layer). Output: softmax [batch, 10]."""
     import keras
     from keras import layers
 
-    inputs = keras.Input((28, 28, 1), dtype="float32", name="image")
+    inputs = keras.Input((MNIST_SIDE, MNIST_SIDE, 1), dtype="float32", name=IMAGE_INPUT)
     x = layers.Rescaling(1.0 / 255.0)(inputs)
     for width in filters:
         for _ in range(2):
@@ -48,11 +55,11 @@ def build_model(filters: tuple[int, int] = (16, 32)):  # -> keras.Model
     x = layers.BatchNormalization(momentum=0.9)(x)
     x = layers.ReLU()(x)
     x = layers.Dropout(0.4)(x)
-    outputs = layers.Dense(10, activation="softmax", dtype="float32", name="probabilities")(x)
+    outputs = layers.Dense(DIGIT_CLASSES, activation="softmax", dtype="float32", name=PROBABILITIES_OUTPUT)(x)
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, params: MnistParams, training: bool):
+def make_dataset(x: np.ndarray, y: np.ndarray, params: MnistParams, training: bool) -> tf.data.Dataset:
     """Batches of (float32 [b, 28, 28, 1], int32 [b]); for training shuffled and augmented, one pass per epoch.
 
     Finite on purpose: Keras makes a fresh iterator every epoch, reshuffling, and `Dataset.random` draws new
@@ -76,26 +83,9 @@ def make_dataset(x: np.ndarray, y: np.ndarray, params: MnistParams, training: bo
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-class EpochLog:
-    """Keras callback printing one line per epoch: progress output that also reads well in CI logs."""
-
-    def __new__(cls, total_epochs: int, label: str):
-        import keras
-
-        class _EpochLog(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                shown = "  ".join(f"{key}={value:.4f}" for key, value in logs.items() if key != "learning_rate")
-                elapsed = time.perf_counter() - self.start
-                print(f"[{label}] epoch {epoch + 1}/{total_epochs}  {shown}  ({elapsed:.1f}s)", flush=True)
-
-        return _EpochLog()
-
-
-def train(data: MnistData, params: MnistParams, strategy, callbacks: list | None = None) -> tuple[object, dict]:
+def train(
+    data: MnistData, params: MnistParams, strategy: tf.distribute.Strategy, callbacks: list | None = None
+) -> tuple[keras.Model, dict]:
     """Fit on the training images; returns the model and test-set metrics.
 
     `callbacks` replace the default one-line-per-epoch log (the time-to-accuracy benchmark scores each epoch).

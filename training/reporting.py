@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import platform
@@ -11,10 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from serving.contract import MODEL_CARD_FILE, REPORT_FILE
+from training.devices import DeviceSetup
 from training.export import publish_version, write_json
+from training.settings import RunSettings
 
 
-def report_base(name: str, args: argparse.Namespace, devices, params: object, started: float) -> dict:
+def report_base(name: str, settings: RunSettings, devices: DeviceSetup, params: object, started: float) -> dict:
     """Facts every report carries: what, when, on which device, with which parameters and software."""
     import keras
     import tensorflow as tf
@@ -24,8 +26,8 @@ def report_base(name: str, args: argparse.Namespace, devices, params: object, st
         "trained_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
         "device": devices.describe(),
         "mixed_precision": devices.mixed_precision,
-        "seed": args.seed,
-        "quick": args.quick,
+        "seed": settings.seed,
+        "quick": settings.quick,
         "parameters": dataclasses.asdict(params),
         "software": {
             "python": platform.python_version(),
@@ -49,20 +51,24 @@ def card_facts(report: dict, epochs: int) -> dict[str, object]:
 
 
 def finish(
-    name: str, args: argparse.Namespace, report: dict, write_model: Callable[[Path], None],
+    name: str,
+    out: Path,
+    report: dict,
+    write_model: Callable[[Path], None],
     card: Callable[[Path, dict], None],
 ) -> None:
-    """Export atomically, then print the report (also written as JSON next to the model)."""
+    """Export atomically (model, card and report all inside the version before it appears), print the report."""
+    export_started = time.perf_counter()
 
     def write(tmp: Path) -> None:
         write_model(tmp)
-        card(tmp / "model_card.md", report)
-        write_json(tmp / "training_report.json", report)
+        card(tmp / MODEL_CARD_FILE, report)
 
-    export_started = time.perf_counter()
-    version, path = publish_version(args.out / name, write)
-    report["version"] = version
-    report["export_seconds"] = round(time.perf_counter() - export_started, 2)
-    write_json(path / "training_report.json", report)
+    def stamp(tmp: Path, version: int) -> None:
+        report["version"] = version
+        report["export_seconds"] = round(time.perf_counter() - export_started, 2)
+        write_json(tmp / REPORT_FILE, report)
+
+    version, path = publish_version(out / name, write, stamp)
     print(f"[{name}] exported version {version} to {path}")
     print(json.dumps(report["metrics"], indent=2))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
+import functools
 import re
 import time
 from pathlib import Path
 
-from training.mnist_data import DataError
+from serving import contract as c
+from training.common import DataError
+from training.devices import DeviceSetup
 from training.reporting import card_facts, finish, report_base
+from training.settings import AnomalySettings
 
 QUICK_ANOMALY_EPOCHS = 6
 SYNTHETIC_POINTS = 20_160  # two weeks at one-minute resolution
@@ -20,15 +23,15 @@ def model_name_for(path: Path) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-") or "anomaly"
 
 
-def learning_rows(total: int, args: argparse.Namespace) -> int:
-    """Rows to learn from: --train-rows, or --train-fraction of the file capped at --max-train-rows, or all."""
+def learning_rows(total: int, settings: AnomalySettings) -> int:
+    """Rows to learn from: train_rows, or train_fraction of the file capped at max_train_rows, or all."""
     rows = total
-    if args.train_rows is not None:
-        rows = args.train_rows
-    elif args.train_fraction is not None:
-        rows = int(total * args.train_fraction)
-    if args.max_train_rows is not None:
-        rows = min(rows, args.max_train_rows)
+    if settings.train_rows is not None:
+        rows = settings.train_rows
+    elif settings.train_fraction is not None:
+        rows = int(total * settings.train_fraction)
+    if settings.max_train_rows is not None:
+        rows = min(rows, settings.max_train_rows)
     return min(rows, total)
 
 
@@ -37,13 +40,13 @@ def count_rows(path: Path) -> int:
         return max(sum(1 for line in handle if line.strip()) - 1, 0)
 
 
-def load_series(args: argparse.Namespace, data: Path | None):
+def load_series(settings: AnomalySettings, data: Path | None):
     from training.series_data import read_sensor_csv
     from training.synthetic import synthetic_series
 
     if data is None:
-        return synthetic_series(SYNTHETIC_POINTS // (2 if args.quick else 1), args.seed)
-    return read_sensor_csv(data, learning_rows(count_rows(data), args))
+        return synthetic_series(SYNTHETIC_POINTS // (2 if settings.quick else 1), settings.seed)
+    return read_sensor_csv(data, learning_rows(count_rows(data), settings))
 
 
 def asset_files(data: Path, shard: tuple[int, int]) -> list[Path]:
@@ -60,15 +63,15 @@ def asset_files(data: Path, shard: tuple[int, int]) -> list[Path]:
     return files[index::count]
 
 
-def train_anomaly(args: argparse.Namespace, data: str | None, devices) -> None:
-    """One model from a CSV (named --name) or synthetic data, or one model per CSV of a folder."""
-    source = Path(data) if data else None
+def train_anomaly(settings: AnomalySettings, devices: DeviceSetup) -> None:
+    """One model from a CSV (named settings.name) or synthetic data, or one model per CSV of a folder."""
+    source = settings.data
     if source is None or not source.is_dir():
-        train_one(args, source, args.name or DEFAULT_NAME, devices)
+        train_one(settings, source, settings.name or DEFAULT_NAME, devices)
         return
-    if args.name:
+    if settings.name:
         raise DataError("--name names one model; a folder trains one model per file, named after the file")
-    files = asset_files(source, args.shard)
+    files = asset_files(source, settings.shard)
     started = time.time()
     failed = []
     for done, path in enumerate(files):
@@ -77,22 +80,24 @@ def train_anomaly(args: argparse.Namespace, data: str | None, devices) -> None:
         eta = f", about {elapsed / done * (len(files) - done):.0f}s left" if done else ""
         print(f"[assets {done}/{len(files)}{eta}] {name} <- {path}", flush=True)
         try:
-            train_one(args, path, name, devices)
+            train_one(settings, path, name, devices)
         except DataError as exc:
             failed.append(name)
             print(f"[assets] {name}: skipped: {exc}", flush=True)
-    print(f"[assets {len(files)}/{len(files)}] done in {time.time() - started:.0f}s; "
-          f"{len(files) - len(failed)} models, {len(failed)} skipped {failed if failed else ''}".rstrip())
+    print(
+        f"[assets {len(files)}/{len(files)}] done in {time.time() - started:.0f}s; "
+        f"{len(files) - len(failed)} models, {len(failed)} skipped {failed if failed else ''}".rstrip()
+    )
 
 
-def train_one(args: argparse.Namespace, data: Path | None, name: str, devices) -> None:
+def train_one(settings: AnomalySettings, data: Path | None, name: str, devices: DeviceSetup) -> None:
+    """Train one model on `data` (None: synthetic sensors) and export a version under settings.out/name/."""
     from training import anomaly_export, anomaly_model
-    from training.model_card import write_model_card
 
     started = time.time()
-    epochs = args.epochs or (QUICK_ANOMALY_EPOCHS if args.quick else anomaly_model.AnomalyParams.epochs)
-    params = anomaly_model.AnomalyParams(epochs=epochs, seed=args.seed)
-    series = load_series(args, data)
+    epochs = settings.epochs or (QUICK_ANOMALY_EPOCHS if settings.quick else anomaly_model.AnomalyParams.epochs)
+    params = anomaly_model.AnomalyParams(epochs=epochs, seed=settings.seed)
+    series = load_series(settings, data)
     print(
         f"[{name}] {len(series.values)} points x {len(series.sensor_names)} sensors {series.sensor_names} "
         f"every {series.interval_seconds:g}s from {series.source}"
@@ -104,9 +109,11 @@ def train_one(args: argparse.Namespace, data: Path | None, name: str, devices) -
     except ValueError as exc:
         raise DataError(f"{series.source}: {exc}") from None
     metrics["wall_seconds"] = round(time.time() - started, 2)
-    print(f"[{name}] learnt from {calibration.learning_points} points; error prior "
-          f"{calibration.score.prior_mean:.3f} +- {calibration.score.prior_std:.3f}")
-    report = report_base(name, args, devices, params, started)
+    print(
+        f"[{name}] learnt from {calibration.learning_points} points; error prior "
+        f"{calibration.score.prior_mean:.3f} +- {calibration.score.prior_std:.3f}"
+    )
+    report = report_base(name, settings, devices, params, started)
     facts = {
         "sensor_names": series.sensor_names,
         "interval_seconds": series.interval_seconds,
@@ -120,27 +127,47 @@ def train_one(args: argparse.Namespace, data: Path | None, name: str, devices) -
     report.update(
         metrics=metrics,
         calibration=facts,
-        data={"source": series.source, "sha256": series.fingerprint(), "points": len(series.values),
-              "notes": series.notes},
+        data={
+            "source": series.source,
+            "sha256": series.fingerprint(),
+            "points": len(series.values),
+            "notes": series.notes,
+        },
     )
     example = max(series.segments(params.min_points), key=len)[: params.window_steps * 4]
 
-    def card(path: Path, rep: dict) -> None:
-        confidence = ("short history: scores lean on the learnt prior until the series' own history "
-                      "takes over" if calibration.learning_points < 1000 else "learnt from a long history")
-        write_model_card(
-            path,
-            f"{name}: LSTM sensor anomaly detector",
-            "LSTM forecaster of each sensor's next change; its per-step error is turned into a self-adapting "
-            f"score by the gateway (docs/anomaly.md). Learnt from {calibration.learning_points} grid points "
-            f"({confidence}). Points in the first history_length steps of a sequence get no score.",
-            {**facts, **card_facts(rep, epochs)},
-            f"serving_default: window float32 [-1,-1,{len(series.sensor_names)}] -> forecast, residual "
-            f"[-1,-1,{len(series.sensor_names)}], error [-1,-1]\nmodel_info: window -> history_length, "
-            "interval_seconds, sensor_names, average_points, baseline_points, prior_points, event_gap_points, "
-            "prior_error_mean, prior_error_std",
-        )
+    card = functools.partial(write_card, name=name, epochs=epochs)
+    finish(
+        name,
+        settings.out,
+        report,
+        lambda tmp: anomaly_export.save_anomaly(
+            model, scaler, calibration, params, name, series.sensor_names, series.interval_seconds, tmp, example
+        ),
+        card,
+    )
 
-    finish(name, args, report, lambda tmp: anomaly_export.save_anomaly(
-        model, scaler, calibration, params, name, series.sensor_names, series.interval_seconds, tmp, example
-    ), card)
+
+def write_card(path: Path, rep: dict, name: str, epochs: int) -> None:
+    """The version's model_card.md from its training report."""
+    from training.model_card import write_model_card
+
+    facts = rep["calibration"]
+    learning_points = facts["learning_points"]
+    features = len(facts["sensor_names"])
+    confidence = (
+        "short history: scores lean on the learnt prior until the series' own history takes over"
+        if learning_points < 1000
+        else "learnt from a long history"
+    )
+    write_model_card(
+        path,
+        f"{name}: LSTM sensor anomaly detector",
+        "LSTM forecaster of each sensor's next change; its per-step error is turned into a self-adapting "
+        f"score by the gateway (docs/anomaly.md). Learnt from {learning_points} grid points "
+        f"({confidence}). Points in the first history_length steps of a sequence get no score.",
+        {**facts, **card_facts(rep, epochs)},
+        f"{c.SERVING_SIGNATURE}: {c.WINDOW_INPUT} float32 [-1,-1,{features}] -> "
+        f"{c.FORECAST_OUTPUT}, {c.RESIDUAL_OUTPUT} [-1,-1,{features}], {c.ERROR_OUTPUT} [-1,-1]\n"
+        f"{c.INFO_SIGNATURE}: {c.WINDOW_INPUT} -> " + ", ".join(c.INFO_OUTPUTS),
+    )

@@ -2,49 +2,57 @@
 
 from __future__ import annotations
 
-import argparse
+import functools
 import time
 from pathlib import Path
 
+from serving import contract as c
+from training.devices import DeviceSetup
 from training.reporting import card_facts, finish, report_base
+from training.settings import MnistSettings
 
 QUICK_MNIST_EPOCHS = 8
 
 
-def train_mnist(args: argparse.Namespace, data: str | None, devices) -> None:
+def train_mnist(settings: MnistSettings, devices: DeviceSetup) -> None:
+    """Train on settings.data, export a version under settings.out/mnist/."""
     from training import mnist_export, mnist_model
     from training.mnist_data import load_mnist
-    from training.model_card import write_model_card
 
     started = time.time()
-    dataset = load_mnist(data)
+    dataset = load_mnist(settings.data)
     print(f"[mnist] {len(dataset.x_train)} training and {len(dataset.x_test)} test images from {dataset.source}")
-    epochs = args.epochs or (QUICK_MNIST_EPOCHS if args.quick else mnist_model.MnistParams.epochs)
-    params = mnist_model.MnistParams(epochs=epochs, seed=args.seed)
+    epochs = settings.epochs or (QUICK_MNIST_EPOCHS if settings.quick else mnist_model.MnistParams.epochs)
+    params = mnist_model.MnistParams(epochs=epochs, seed=settings.seed)
     model, metrics = mnist_model.train(dataset, params, devices.strategy)
     metrics["wall_seconds"] = round(time.time() - started, 2)
     print(
         f"[mnist] test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_images']} images, "
         f"{metrics['wall_seconds']:.1f}s wall"
     )
-    report = report_base("mnist", args, devices, params, started)
+    report = report_base("mnist", settings, devices, params, started)
     report.update(metrics=metrics, data={"source": dataset.source, "sha256": dataset.fingerprint()})
+    card = functools.partial(write_card, epochs=epochs)
+    finish("mnist", settings.out, report, lambda tmp: mnist_export.save_mnist(model, tmp, dataset.x_test), card)
 
-    def card(path: Path, rep: dict) -> None:
-        write_model_card(
-            path,
-            "mnist: handwritten digit classifier",
-            "VGG-style CNN (2x[2 conv 3x3 + BN + ReLU] + max-pool, dense 128, dropout 0.4) trained with "
-            "rotation/zoom/shift augmentation and random stroke width, blur and ink response (the looks of "
-            "photographed digits after the gateway's preprocessing). Input: MNIST-style digits (white ink on "
-            "black, 28x28, centred by mass); scaling to [0, 1] is inside the graph.",
-            {
-                "test accuracy": rep["metrics"]["test_accuracy"],
-                "test images": rep["metrics"]["test_images"],
-                "training images": rep["metrics"]["train_images"],
-                **card_facts(rep, epochs),
-            },
-            "serving_default: image uint8 [-1,28,28,1] -> probabilities float32 [-1,10], digit int64 [-1]",
-        )
 
-    finish("mnist", args, report, lambda tmp: mnist_export.save_mnist(model, tmp, dataset.x_test), card)
+def write_card(path: Path, rep: dict, epochs: int) -> None:
+    """The version's model_card.md from its training report."""
+    from training.model_card import write_model_card
+
+    write_model_card(
+        path,
+        "mnist: handwritten digit classifier",
+        "VGG-style CNN (2x[2 conv 3x3 + BN + ReLU] + max-pool, dense 128, dropout 0.4) trained with "
+        "rotation/zoom/shift augmentation and random stroke width, blur and ink response (the looks of "
+        "photographed digits after the gateway's preprocessing). Input: MNIST-style digits (white ink on "
+        "black, 28x28, centred by mass); scaling to [0, 1] is inside the graph.",
+        {
+            "test accuracy": rep["metrics"]["test_accuracy"],
+            "test images": rep["metrics"]["test_images"],
+            "training images": rep["metrics"]["train_images"],
+            **card_facts(rep, epochs),
+        },
+        f"{c.SERVING_SIGNATURE}: {c.IMAGE_INPUT} uint8 [-1,{c.MNIST_SIDE},{c.MNIST_SIDE},1] -> "
+        f"{c.PROBABILITIES_OUTPUT} float32 [-1,{c.DIGIT_CLASSES}], {c.DIGIT_OUTPUT} int64 [-1]",
+    )

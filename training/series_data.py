@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from serving.gateway.errors import ApiError
-from serving.gateway.series import parse_csv_series
+from serving.gateway.series_input import parse_csv_series
 from serving.series_grid import GridError, infer_interval, put_on_grid
-from training.mnist_data import DataError
+from training.common import DataError
 
 MAX_GAP_STEPS = 12  # the gateway's default `max_gap_steps`
 
@@ -69,13 +69,12 @@ def read_sensor_csv(path: Path, learn_rows: int | None = None, max_gap_steps: in
         notes.append(f"{int(grid.filled.sum())} grid points interpolated (gaps up to {max_gap_steps} steps)")
     if grid.gaps:
         notes.append(f"{len(grid.gaps)} longer gaps split the series into {len(grid.parts)} parts")
-    return SensorSeries(grid.timestamps, grid.values.astype(np.float32), grid.parts, list(raw.values),
-                        interval, str(path), notes)
+    return SensorSeries(
+        grid.timestamps, grid.values.astype(np.float32), grid.parts, list(raw.values), interval, str(path), notes
+    )
 
 
-def training_windows(
-    segments: list[np.ndarray], length: int, count: int, rng: np.random.Generator
-) -> np.ndarray:
+def training_windows(segments: list[np.ndarray], length: int, count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` windows [count, length, F] at random offsets, segments weighted by how many windows they hold."""
     spans = np.array([len(seg) - length + 1 for seg in segments], dtype=np.float64)
     choice = rng.choice(len(segments), size=count, p=spans / spans.sum())

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.contract import WARMUP_FILE
 from serving.protos import tfs_lite_pb2
 from serving.tensors import to_tensor_proto
-
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
 def write_warmup_requests(

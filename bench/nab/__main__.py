@@ -45,8 +45,20 @@ def train(files: list[NabFile], models: Path, epochs: int | None, log: Path) -> 
     folder.mkdir()
     for nab_file in files:
         (folder / nab_file.path.name).symlink_to(nab_file.path.resolve())
-    command = [sys.executable, "-m", "training", "anomaly", "--data", str(folder), "--out", str(models),
-               "--train-fraction", "0.15", "--max-train-rows", "750"]
+    command = [
+        sys.executable,
+        "-m",
+        "training",
+        "anomaly",
+        "--data",
+        str(folder),
+        "--out",
+        str(models),
+        "--train-fraction",
+        "0.15",
+        "--max-train-rows",
+        "750",
+    ]
     if epochs:
         command += ["--epochs", str(epochs)]
     started = time.perf_counter()
@@ -64,8 +76,11 @@ def train(files: list[NabFile], models: Path, epochs: int | None, log: Path) -> 
 
 def score_through_gateway(url: str, nab_file: NabFile) -> dict:
     request = urllib.request.Request(
-        f"{url}/v1/anomaly:score?model={model_name_for(nab_file.path)}", data=nab_file.path.read_bytes(),
-        headers={"Content-Type": "text/csv"}, method="POST")
+        f"{url}/v1/anomaly:score?model={model_name_for(nab_file.path)}",
+        data=nab_file.path.read_bytes(),
+        headers={"Content-Type": "text/csv"},
+        method="POST",
+    )
     with urllib.request.urlopen(request, timeout=120) as response:
         return json.load(response)
 
@@ -82,10 +97,21 @@ def main(argv: list[str] | None = None) -> int:
         train_seconds = train(files, models, args.epochs, args.out / "training.log")
         names = tuple(model_name_for(f.path) for f in files)
         started = time.perf_counter()
-        with model_server(models, args.out, config=models / CONFIG_NAME, models=names) as server, \
-                gateway(server.grpc_target, args.out, "gateway", 2,
-                        {"GATEWAY_MODELS_CONFIG": str(models / CONFIG_NAME), "GATEWAY_ANOMALY_MODEL": names[0],
-                         "GATEWAY_DEADLINE_SECONDS": "60"}, ready_path="/healthz") as front:
+        with (
+            model_server(models, args.out, config=models / CONFIG_NAME, models=names) as server,
+            gateway(
+                server.grpc_target,
+                args.out,
+                "gateway",
+                2,
+                {
+                    "GATEWAY_MODELS_CONFIG": str(models / CONFIG_NAME),
+                    "GATEWAY_ANOMALY_MODEL": names[0],
+                    "GATEWAY_DEADLINE_SECONDS": "60",
+                },
+                ready_path="/healthz",
+            ) as front,
+        ):
             rows = [evaluate(front.url, nab_file) for nab_file in files]
         serve_seconds = time.perf_counter() - started
     results = summarise(rows, train_seconds, serve_seconds)
@@ -105,11 +131,20 @@ def evaluate(url: str, nab_file: NabFile) -> dict:
     flagged = np.array([point["is_anomaly"] for point in body["points"]])
     scores = {p.name: score_file(timestamps[order], alarms, nab_file.windows, p) for p in PROFILES}
     standard = scores["standard"]
-    print(f"{nab_file.key:<62} {standard.score:7.2f}  windows {standard.detected_windows}/{standard.windows}"
-          f"  false alarms {standard.false_positives}", flush=True)
-    return {"file": nab_file.key, "category": nab_file.category, "rows": len(timestamps),
-            "alarms": int(alarms.sum()), "flagged_points": int(flagged.sum()),
-            "gaps": len(body["gaps"]), "scores": {name: vars(score) for name, score in scores.items()}}
+    print(
+        f"{nab_file.key:<62} {standard.score:7.2f}  windows {standard.detected_windows}/{standard.windows}"
+        f"  false alarms {standard.false_positives}",
+        flush=True,
+    )
+    return {
+        "file": nab_file.key,
+        "category": nab_file.category,
+        "rows": len(timestamps),
+        "alarms": int(alarms.sum()),
+        "flagged_points": int(flagged.sum()),
+        "gaps": len(body["gaps"]),
+        "scores": {name: vars(score) for name, score in scores.items()},
+    }
 
 
 def summarise(rows: list[dict], train_seconds: float, serve_seconds: float) -> dict:
@@ -118,15 +153,15 @@ def summarise(rows: list[dict], train_seconds: float, serve_seconds: float) -> d
     def corpus(subset: list[dict]) -> dict[str, float] | None:
         if not any(r["scores"]["standard"]["windows"] for r in subset):
             return None
-        return {p.name: round(normalised([FileScore(**r["scores"][p.name]) for r in subset]), 2)
-                for p in PROFILES}
+        return {p.name: round(normalised([FileScore(**r["scores"][p.name]) for r in subset]), 2) for p in PROFILES}
 
     categories = sorted({r["category"] for r in rows})
     return {
         "files": rows,
         "normalised": corpus(rows),
-        "by_category": {c: scores for c in categories
-                        if (scores := corpus([r for r in rows if r["category"] == c])) is not None},
+        "by_category": {
+            c: scores for c in categories if (scores := corpus([r for r in rows if r["category"] == c])) is not None
+        },
         "train_seconds": round(train_seconds, 1),
         "serve_seconds": round(serve_seconds, 1),
     }

@@ -85,7 +85,7 @@ def score_file(
     max_tp = scaled_sigmoid(-1.0)
     window_of = np.full(n_rows, -1)
     for k, (first, last) in enumerate(limits):
-        window_of[first:last + 1] = k
+        window_of[first : last + 1] = k
     best_in_window: dict[int, float] = {}
     scored_windows = {k for k, (_, last) in enumerate(limits) if last >= probation}
     false_positive_cost = 0.0

@@ -1,10 +1,10 @@
 """`POST /v1/anomaly:score`: a sensor series in, a score per point, the events and the gaps out.
 
 The request names a model (one per asset; default `anomaly`). The series is put on that model's grid
-(gaps split it into parts), each part is cut into equal-length chunks that overlap by `history_length`
-(serving/gateway/series.py), and all chunks go to the model in ONE Predict call ([n_chunks, chunk_len, F])
-with the version whose constants were used to prepare them. The model's per-step errors become
-self-adapting scores, flags and events in serving/anomaly_scoring.py (docs/anomaly.md).
+(gaps split it into parts; serving/gateway/series_prepare.py), each part is cut into equal-length chunks that
+overlap by `history_length` (series_chunks.py), and all chunks go to the model in ONE Predict call
+([n_chunks, chunk_len, F]) with the version whose constants were used to prepare them. The model's per-step
+errors become self-adapting scores, flags and events in serving/anomaly_scoring.py (docs/anomaly.md).
 """
 
 from __future__ import annotations
@@ -18,29 +18,22 @@ import numpy as np
 from flask import Request
 
 from serving import anomaly_scoring
+from serving import contract as c
 from serving.gateway import metrics
-from serving.gateway.catalog import WINDOW_INPUT, AnomalyCatalog, AnomalyModelInfo
+from serving.gateway.catalog import AnomalyCatalog, AnomalyModelInfo
 from serving.gateway.config import GatewayConfig
+from serving.gateway.endpoint import Answer, Count, Endpoint, VersionGone
 from serving.gateway.errors import ApiError
 from serving.gateway.jsonio import is_json, read_json
 from serving.gateway.model_registry import ModelRegistry
-from serving.gateway.series import (
-    Chunk,
-    PreparedSeries,
-    RawSeries,
-    chunk_windows,
-    format_timestamps,
-    parse_csv_series,
-    parse_json_series,
-    plan_chunks,
-    prepare_series,
-    stitch,
-)
-from serving.gateway.timing import StageTimer
-from serving.gateway.upstream import UpstreamClient, UpstreamError, model_spec
+from serving.gateway.segments import format_timestamps
+from serving.gateway.series_chunks import Chunk, chunk_windows, plan_chunks, stitch
+from serving.gateway.series_input import RawSeries, parse_csv_series, parse_json_series
+from serving.gateway.series_prepare import PreparedSeries, prepare_series
+from serving.gateway.upstream import Prediction, UpstreamClient, UpstreamError, model_spec
 
-CSV_FIELD = "file"
-OUTPUTS = ("forecast", "residual", "error")
+ANOMALY_ROUTE = "/v1/anomaly:score"
+CSV_FIELD = "file"  # the multipart field of the HTTP API
 DECIMALS = 6  # for forecasts and contributions (keeps a 10,000-point answer small)
 
 
@@ -54,8 +47,30 @@ class ScoringRequest:
     sensitivity: float | None
 
 
-class AnomalyService:
-    """Scores series against the current version of the model each request names."""
+@dataclass(frozen=True)
+class ChunkedSeries:
+    """A series on one model version's grid, cut into the chunks of one Predict ([n_chunks, chunk_len, F])."""
+
+    info: AnomalyModelInfo
+    prepared: PreparedSeries
+    chunks: list[Chunk]
+    windows: np.ndarray
+
+
+@dataclass(frozen=True)
+class GridScores:
+    """The scores, flags, alarms and events of every grid point, at one threshold."""
+
+    scores: np.ndarray
+    flags: np.ndarray
+    alarms: np.ndarray
+    events: list[anomaly_scoring.Event]
+
+
+class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
+    """A series in, scored against the current version of the model the request names (one per asset)."""
+
+    route = ANOMALY_ROUTE
 
     def __init__(self, upstream: UpstreamClient, registry: ModelRegistry, config: GatewayConfig) -> None:
         self.upstream = upstream
@@ -63,137 +78,115 @@ class AnomalyService:
         self.config = config
         self._catalogs: dict[str, AnomalyCatalog] = {}
 
-    def catalog(self, name: str) -> AnomalyCatalog:
-        """The version catalog of a known model; 404 `unknown_model` with the known names otherwise."""
-        known = self.registry.anomaly_models()
-        if name not in known:
-            listed = ", ".join(known[:50]) + (f" and {len(known) - 50} more" if len(known) > 50 else "")
-            raise ApiError(404, "unknown_model", f"no anomaly model {name[:80]!r}; known models: {listed}")
-        catalog = self._catalogs.get(name)
-        if catalog is None:
-            catalog = self._catalogs.setdefault(name, AnomalyCatalog(
-                self.upstream, name, label=self.config.model_label, version_ttl=self.config.version_cache_seconds))
-        return catalog
-
-    def read_request(self, request: Request, timer: StageTimer) -> ScoringRequest:
+    def read(self, request: Request) -> ScoringRequest:
         """The series from JSON, a text/csv body or a multipart `file`, and the threshold options."""
         max_points = self.config.max_series_points
         options: dict[str, Any] = {}
-        with timer.stage("decode"):
-            mimetype = request.mimetype
-            if is_json(request):
-                payload = read_json(request)
-                series = parse_json_series(payload, max_points=max_points)
-                options = payload
-            elif mimetype in ("text/csv", "text/plain", "application/csv"):
-                series = parse_csv_series(_text(request.get_data(cache=False), "body"), max_points=max_points)
-            elif mimetype == "multipart/form-data":
-                upload = request.files.get(CSV_FIELD)
-                if upload is None:
-                    raise ApiError(400, "missing_file", f"multipart body has no file in field {CSV_FIELD!r}")
-                series = parse_csv_series(_text(upload.read(), CSV_FIELD), max_points=max_points)
-                options = request.form.to_dict()
-            else:
-                raise ApiError(415, "unsupported_media_type",
-                               "send application/json, text/csv, or multipart/form-data with a CSV in field "
-                               f"{CSV_FIELD!r}; got {mimetype or 'no Content-Type'}")
-        threshold, sensitivity = (_unit_interval(request.args.get(name, options.get(name)), name)
-                                  for name in ("threshold", "sensitivity"))
+        mimetype = request.mimetype
+        if is_json(request):
+            payload = read_json(request)
+            series = parse_json_series(payload, max_points=max_points)
+            options = payload
+        elif mimetype in ("text/csv", "text/plain", "application/csv"):
+            series = parse_csv_series(_text(request.get_data(cache=False), "body"), max_points=max_points)
+        elif mimetype == "multipart/form-data":
+            upload = request.files.get(CSV_FIELD)
+            if upload is None:
+                raise ApiError("missing_file", f"multipart body has no file in field {CSV_FIELD!r}")
+            series = parse_csv_series(_text(upload.read(), CSV_FIELD), max_points=max_points)
+            options = request.form.to_dict()
+        else:
+            raise ApiError(
+                "unsupported_media_type",
+                "send application/json, text/csv, or multipart/form-data with a CSV in field "
+                f"{CSV_FIELD!r}; got {mimetype or 'no Content-Type'}",
+            )
+        threshold, sensitivity = (
+            _unit_interval(request.args.get(name, options.get(name)), name) for name in ("threshold", "sensitivity")
+        )
         if threshold is not None and sensitivity is not None:
-            raise ApiError(400, "conflicting_parameters", "send threshold or sensitivity, not both")
+            raise ApiError("conflicting_parameters", "send threshold or sensitivity, not both")
         model = request.args.get("model", options.get("model", self.config.anomaly_model))
         if not isinstance(model, str) or not model:
-            raise ApiError(400, "invalid_parameter", "model must be a non-empty string")
+            raise ApiError("invalid_parameter", "model must be a non-empty string")
         return ScoringRequest(model, series, threshold, sensitivity)
 
-    def score(self, scoring: ScoringRequest, deadline: float, timer: StageTimer) -> dict[str, Any]:
-        """Prepare, predict (again with the new version if the old one vanished meanwhile), respond."""
-        catalog = self.catalog(scoring.model)
-        info = catalog.current(deadline)
+    def preprocess(self, scoring: ScoringRequest, deadline: float) -> ChunkedSeries:
+        """The series on the grid of the version served now, cut into overlapping chunks."""
+        info = self._catalog(scoring.model).current(deadline)
+        prepared = prepare_series(
+            scoring.series,
+            interval_seconds=info.interval_seconds,
+            sensor_names=info.sensor_names,
+            history_length=info.history_length,
+            max_points=self.config.max_series_points,
+            max_gap_steps=self.config.max_gap_steps,
+            duplicate_policy=self.config.duplicate_policy,
+        )
+        chunk_len = max(self.config.anomaly_chunk_points, info.history_length + 1)
+        chunks, length = plan_chunks(prepared.parts, info.history_length, chunk_len)
+        return ChunkedSeries(info, prepared, chunks, chunk_windows(prepared.values, chunks, length))
+
+    def predict(self, job: ChunkedSeries, deadline: float) -> Prediction:
+        """All chunks in one Predict, pinned to the version whose constants prepared them."""
+        info = job.info
+        metrics.labelled(metrics.BATCH_SIZE, metrics.model_label(info.name)).observe(len(job.chunks))
+        spec = model_spec(info.name, version=info.version)
         try:
-            prepared, chunks, outputs = self._forecast(scoring.series, info, deadline, timer)
+            prediction = self.upstream.predict(spec, {c.WINDOW_INPUT: job.windows}, deadline, c.ANOMALY_OUTPUTS)
         except UpstreamError as exc:
             if exc.grpc_code != grpc.StatusCode.NOT_FOUND:
                 raise
-            catalog.forget(info.version)
-            info = catalog.current(deadline)
-            prepared, chunks, outputs = self._forecast(scoring.series, info, deadline, timer)
-        with timer.stage("postprocess"):
-            n_grid = len(prepared.values)
-            grid = {key: stitch(chunks, outputs[key], n_grid) for key in OUTPUTS}
-            return self._response(scoring, info, prepared, grid)
+            self._catalog(info.name).forget(info.version)
+            raise VersionGone(exc.code, exc.message, exc.grpc_code, exc.headers) from exc
+        _check_outputs(info, prediction.outputs, job.windows.shape)
+        return prediction
 
-    def _forecast(self, series: RawSeries, info: AnomalyModelInfo, deadline: float,
-                  timer: StageTimer) -> tuple[PreparedSeries, list[Chunk], dict[str, np.ndarray]]:
-        """The series on `info`'s grid, its chunks, and the model's outputs for them (one Predict call)."""
-        with timer.stage("preprocess"):
-            prepared = prepare_series(
-                series,
-                interval_seconds=info.interval_seconds,
-                sensor_names=info.sensor_names,
-                history_length=info.history_length,
-                max_points=self.config.max_series_points,
-                max_gap_steps=self.config.max_gap_steps,
-                duplicate_policy=self.config.duplicate_policy,
-            )
-            chunk_len = max(self.config.anomaly_chunk_points, info.history_length + 1)
-            chunks, length = plan_chunks(prepared.parts, info.history_length, chunk_len)
-            windows = chunk_windows(prepared.values, chunks, length)
-        with timer.stage("upstream"):
-            metrics.labelled(metrics.BATCH_SIZE, metrics.model_label(info.name)).observe(len(chunks))
-            spec = model_spec(info.name, version=info.version)
-            outputs = self.upstream.predict(spec, {WINDOW_INPUT: windows}, deadline, OUTPUTS).outputs
-        _check_outputs(info, outputs, windows.shape)
-        return prepared, chunks, outputs
-
-    def _response(self, scoring: ScoringRequest, info: AnomalyModelInfo, prepared: PreparedSeries,
-                  grid: dict[str, np.ndarray]) -> dict[str, Any]:
-        sensitivity = anomaly_scoring.DEFAULT_SENSITIVITY if scoring.sensitivity is None else scoring.sensitivity
-        threshold = (anomaly_scoring.threshold_for(sensitivity) if scoring.threshold is None
-                     else scoring.threshold)
-        grid_scores = anomaly_scoring.with_range(anomaly_scoring.adaptive_scores(grid["error"], info.score),
-                                                 prepared.values)
-        grid_flags = np.nan_to_num(grid_scores, nan=-1.0) > threshold
-        events = anomaly_scoring.group_events(grid_flags, grid_scores, info.score.event_gap_points)
-        grid_alarms = np.zeros(len(grid_scores), dtype=bool)
-        grid_alarms[[event.start for event in events]] = True
-
+    def postprocess(self, scoring: ScoringRequest, job: ChunkedSeries, prediction: Prediction) -> Answer:
+        """Scores on the grid, then each input point's score, expected value and contributions, and the events."""
+        info, prepared = job.info, job.prepared
+        grid = {key: stitch(job.chunks, prediction.outputs[key], len(prepared.values)) for key in c.ANOMALY_OUTPUTS}
+        sensitivity, threshold = _threshold(scoring)
+        scored_grid = _score_grid(grid[c.ERROR_OUTPUT], prepared.values, info, threshold)
         at = prepared.input_to_grid
         placed = at >= 0
         pick = np.where(placed, at, 0)
-        scores = np.where(placed, grid_scores[pick], np.nan)
-        flags = placed & grid_flags[pick]
-        alarms = placed & grid_alarms[pick]
-        squared = np.square(grid["residual"][pick].astype(np.float64))
-        totals = squared.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            contribution = np.where(totals > 0, squared / totals, 1.0 / squared.shape[1])
+        scores = np.where(placed, scored_grid.scores[pick], np.nan)
+        flags = placed & scored_grid.flags[pick]
+        alarms = placed & scored_grid.alarms[pick]
+        contribution = _contributions(grid[c.RESIDUAL_OUTPUT][pick])
         contribution[np.isnan(scores)] = np.nan
-        expected = np.round(grid["forecast"][pick].astype(np.float64), DECIMALS)
+        expected = np.round(grid[c.FORECAST_OUTPUT][pick].astype(np.float64), DECIMALS)
         expected[~placed] = np.nan
         reasons = _unscored_reasons(prepared, info.history_length, placed, pick, scores)
         names = info.sensor_names
         points = [
-            {"timestamp": stamp, "score": score, "is_anomaly": flag, "alarm": alarm, "expected": forecast,
-             "contribution": share, **({"unscored": reason} if reason else {})}
+            {
+                "timestamp": stamp,
+                "score": score,
+                "is_anomaly": flag,
+                "alarm": alarm,
+                "expected": forecast,
+                "contribution": share,
+                **({"unscored": reason} if reason else {}),
+            }
             for stamp, score, flag, alarm, forecast, share, reason in zip(
-                format_timestamps(scoring.series.timestamps), scores.tolist(), flags.tolist(), alarms.tolist(),
-                _by_sensor(names, expected), _by_sensor(names, np.round(contribution, DECIMALS)), reasons,
-                strict=True)
+                format_timestamps(scoring.series.timestamps),
+                scores.tolist(),
+                flags.tolist(),
+                alarms.tolist(),
+                _by_sensor(names, expected),
+                _by_sensor(names, np.round(contribution, DECIMALS)),
+                reasons,
+                strict=True,
+            )
         ]
-        scored = scores[~np.isnan(scores)]
-        label = metrics.model_label(info.name)
-        metrics.labelled(metrics.MODEL_VERSION_RESPONSES, label, str(info.version)).inc()
-        metrics.labelled(metrics.ANOMALY_POINTS_SCORED, label).inc(int(scored.size))
-        metrics.labelled(metrics.ANOMALY_POINTS_FLAGGED, label).inc(int(flags.sum()))
-        metrics.labelled(metrics.ANOMALY_EVENTS, label).inc(len(events))
-        metrics.observe_many(metrics.ANOMALY_SCORE, scored)
-        return {
+        body = {
             "points": points,
-            "anomalies": _events_json(prepared, grid_scores, grid_flags, events),
+            "anomalies": _events_json(prepared, scored_grid),
             "gaps": _gaps_json(prepared),
             "threshold": threshold,
-            "sensitivity": None if scoring.threshold is not None else sensitivity,
+            "sensitivity": sensitivity,
             "expected_false_alarms_per_1000": round(1000.0 * (1.0 - threshold), 6),
             "event_gap_points": info.score.event_gap_points,
             "sensors": list(names),
@@ -202,14 +195,66 @@ class AnomalyService:
             "filled_points": int(prepared.filled.sum()),
             "model": {"name": info.name, "version": info.version},
         }
+        label = metrics.model_label(info.name)
+        scored = scores[~np.isnan(scores)]
+        counts = (
+            Count(metrics.ANOMALY_POINTS_SCORED, int(scored.size), (label,)),
+            Count(metrics.ANOMALY_POINTS_FLAGGED, int(flags.sum()), (label,)),
+            Count(metrics.ANOMALY_EVENTS, len(scored_grid.events), (label,)),
+            Count(metrics.ANOMALY_SCORE, scored),
+        )
+        return Answer(body, label, info.version, counts)
+
+    def _catalog(self, name: str) -> AnomalyCatalog:
+        """The version catalog of a known model; 404 `unknown_model` with the known names otherwise."""
+        known = self.registry.anomaly_models()
+        if name not in known:
+            listed = ", ".join(known[:50]) + (f" and {len(known) - 50} more" if len(known) > 50 else "")
+            raise ApiError("unknown_model", f"no anomaly model {name[:80]!r}; known models: {listed}")
+        catalog = self._catalogs.get(name)
+        if catalog is None:
+            catalog = self._catalogs.setdefault(
+                name,
+                AnomalyCatalog(
+                    self.upstream, name, label=self.config.model_label, version_ttl=self.config.version_cache_seconds
+                ),
+            )
+        return catalog
 
 
-def _unscored_reasons(prepared: PreparedSeries, history_length: int, placed: np.ndarray, pick: np.ndarray,
-                      scores: np.ndarray) -> list[str | None]:
+def _threshold(scoring: ScoringRequest) -> tuple[float | None, float]:
+    """(sensitivity, threshold): the request's threshold as is, else the one its sensitivity (or the default)
+    promises; sensitivity is None when the client chose the threshold."""
+    if scoring.threshold is not None:
+        return None, scoring.threshold
+    sensitivity = anomaly_scoring.DEFAULT_SENSITIVITY if scoring.sensitivity is None else scoring.sensitivity
+    return sensitivity, anomaly_scoring.threshold_for(sensitivity)
+
+
+def _score_grid(errors: np.ndarray, values: np.ndarray, info: AnomalyModelInfo, threshold: float) -> GridScores:
+    scores = anomaly_scoring.with_range(anomaly_scoring.adaptive_scores(errors, info.score), values)
+    flags = np.nan_to_num(scores, nan=-1.0) > threshold
+    events = anomaly_scoring.group_events(flags, scores, info.score.event_gap_points)
+    alarms = np.zeros(len(scores), dtype=bool)
+    alarms[[event.start for event in events]] = True
+    return GridScores(scores, flags, alarms, events)
+
+
+def _contributions(residuals: np.ndarray) -> np.ndarray:
+    """Each sensor's share of a point's squared residual, [n, F] (equal shares where all residuals are 0)."""
+    squared = np.square(residuals.astype(np.float64))
+    totals = squared.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, squared / totals, 1.0 / squared.shape[1])
+
+
+def _unscored_reasons(
+    prepared: PreparedSeries, history_length: int, placed: np.ndarray, pick: np.ndarray, scores: np.ndarray
+) -> list[str | None]:
     """Why a point has no score: left out by a sensor gap, or still warming up (at the start or after a gap)."""
     after_gap = np.zeros(len(prepared.values), dtype=bool)
     for start, stop in prepared.parts[1:]:
-        after_gap[start:min(stop, start + history_length)] = True
+        after_gap[start : min(stop, start + history_length)] = True
     reasons: list[str | None] = [None] * len(scores)
     for i in np.flatnonzero(np.isnan(scores)).tolist():
         if not placed[i]:
@@ -221,20 +266,27 @@ def _unscored_reasons(prepared: PreparedSeries, history_length: int, placed: np.
 
 def _gaps_json(prepared: PreparedSeries) -> list[dict[str, Any]]:
     stamps = format_timestamps(np.array([t for gap in prepared.gaps for t in (gap.after, gap.before)]))
-    return [{"after": stamps[2 * k], "before": stamps[2 * k + 1], "missing_points": gap.missing_steps}
-            for k, gap in enumerate(prepared.gaps)]
+    return [
+        {"after": stamps[2 * k], "before": stamps[2 * k + 1], "missing_points": gap.missing_steps}
+        for k, gap in enumerate(prepared.gaps)
+    ]
 
 
-def _events_json(prepared: PreparedSeries, scores: np.ndarray, flags: np.ndarray,
-                 events: list[anomaly_scoring.Event]) -> list[dict[str, Any]]:
+def _events_json(prepared: PreparedSeries, grid: GridScores) -> list[dict[str, Any]]:
     """Events as {start, end, peak_score, peak_at, points}: `start` is the alarm, `points` the flagged ones."""
+    events, scores, flags = grid.events, grid.scores, grid.flags
     if not events:
         return []
     places = np.array([[e.start, e.end, e.peak] for e in events]).ravel()
     stamps = format_timestamps(prepared.grid_timestamps[places])
     return [
-        {"start": stamps[3 * k], "end": stamps[3 * k + 1], "peak_score": float(scores[e.peak]),
-         "peak_at": stamps[3 * k + 2], "points": int(flags[e.start:e.end + 1].sum())}
+        {
+            "start": stamps[3 * k],
+            "end": stamps[3 * k + 1],
+            "peak_score": float(scores[e.peak]),
+            "peak_at": stamps[3 * k + 2],
+            "points": int(flags[e.start : e.end + 1].sum()),
+        }
         for k, e in enumerate(events)
     ]
 
@@ -248,19 +300,22 @@ def _by_sensor(names: tuple[str, ...], rows: np.ndarray) -> list[dict[str, float
 
 
 def _check_outputs(info: AnomalyModelInfo, outputs: dict[str, np.ndarray], shape: tuple[int, ...]) -> None:
-    expected = {"forecast": shape, "residual": shape, "error": shape[:2]}
+    expected = {c.FORECAST_OUTPUT: shape, c.RESIDUAL_OUTPUT: shape, c.ERROR_OUTPUT: shape[:2]}
     for key, want in expected.items():
         if key not in outputs or outputs[key].shape != want:
             got = outputs[key].shape if key in outputs else "nothing"
-            raise UpstreamError(503, "model_contract", f"model {info.name!r} v{info.version} returned "
-                                f"{got} for {key!r}, expected {want}", grpc.StatusCode.INTERNAL)
+            raise UpstreamError(
+                "model_contract",
+                f"model {info.name!r} v{info.version} returned {got} for {key!r}, expected {want}",
+                grpc.StatusCode.INTERNAL,
+            )
 
 
 def _text(data: bytes, where: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_encoding", f"{where} is not UTF-8 text") from None
+        raise ApiError("invalid_encoding", f"{where} is not UTF-8 text") from None
 
 
 def _unit_interval(value: Any, name: str) -> float | None:
@@ -268,11 +323,11 @@ def _unit_interval(value: Any, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ApiError(400, "invalid_parameter", f"{name} must be a number in [0, 1]")
+        raise ApiError("invalid_parameter", f"{name} must be a number in [0, 1]")
     try:
         number = float(value)
     except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name}={str(value)[:40]!r} is not a number") from None
+        raise ApiError("invalid_parameter", f"{name}={str(value)[:40]!r} is not a number") from None
     if not math.isfinite(number) or not 0.0 <= number <= 1.0:
-        raise ApiError(422, "invalid_parameter", f"{name} must be in [0, 1], got {number}")
+        raise ApiError("parameter_out_of_range", f"{name} must be in [0, 1], got {number}")
     return number

@@ -44,10 +44,8 @@ DEFAULT_ALLOW = ("/v1/",)
 class KeyRejected(ApiError):
     """A 401, 403 or 429 for a request's key; `key_name` is the known key's name, or None."""
 
-    def __init__(
-        self, key_name: str | None, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(status, code, message, headers)
+    def __init__(self, key_name: str | None, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(code, message, headers)
         self.key_name = key_name
 
 
@@ -107,18 +105,16 @@ class KeyRing:
             why = "this API needs a key" if not presented else "the API key is not valid"
             raise KeyRejected(
                 None,
-                401,
                 "unauthenticated",
                 f"{why}: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
                 {"WWW-Authenticate": "Bearer"},
             )
         if not path.startswith(key.allow):
-            raise KeyRejected(key.name, 403, "forbidden", f"the key {key.name!r} may not call {path}")
+            raise KeyRejected(key.name, "forbidden", f"the key {key.name!r} may not call {path}")
         wait = self._buckets.take(self._bucket[key.sha256])
         if wait:
             raise KeyRejected(
                 key.name,
-                429,
                 "rate_limited",
                 f"the key {key.name!r} is over its rate of {key.rate_per_second:g}/s",
                 {"Retry-After": str(max(1, math.ceil(wait)))},

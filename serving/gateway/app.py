@@ -17,10 +17,10 @@ from flask import Flask, Response, abort, g, request
 from werkzeug.exceptions import HTTPException
 
 from serving.gateway import apikeys, bodies, metrics, routes_api, routes_ops, routes_pages
-from serving.gateway.anomaly import AnomalyService
+from serving.gateway.anomaly import ANOMALY_ROUTE, AnomalyEndpoint
 from serving.gateway.config import GatewayConfig
-from serving.gateway.digits import DigitService
-from serving.gateway.errors import ApiError
+from serving.gateway.digits import DigitEndpoint
+from serving.gateway.errors import ApiError, code_for_status
 from serving.gateway.jsonio import error_response
 from serving.gateway.model_registry import ModelRegistry
 from serving.gateway.upstream import UpstreamClient
@@ -38,17 +38,6 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
-# Werkzeug's HTTP errors as stable machine-readable codes.
-HTTP_ERROR_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    411: "length_required",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    431: "headers_too_large",
-}
-
 
 def create_app(config: GatewayConfig) -> Flask:
     app = Flask("serving.gateway", static_folder="static", static_url_path="/static")
@@ -59,8 +48,7 @@ def create_app(config: GatewayConfig) -> Flask:
     metrics.initialise(config.required_models, config.model_label_limit)
     upstream = UpstreamClient(config.upstream, retries=config.upstream_retries)
     registry = ModelRegistry(config.models_config, config.anomaly_model, config.mnist_model)
-    digits = DigitService(upstream, config)
-    routes_api.register(app, config, digits, AnomalyService(upstream, registry, config))
+    routes_api.register(app, config, [DigitEndpoint(upstream, config), AnomalyEndpoint(upstream, registry, config)])
     routes_ops.register(app, config, upstream, registry)
     routes_pages.register(app, config)
     _install_hooks(app)
@@ -68,8 +56,12 @@ def create_app(config: GatewayConfig) -> Flask:
     if config.api_keys_file:
         ring = apikeys.KeyRing.from_file(Path(config.api_keys_file), _shared_dir())
         apikeys.install(app, ring, exempt=on_metrics_port)
-    bodies.install(app, bodies.BodyRule(config.max_request_bytes), {routes_api.ANOMALY_ROUTE: _series_rule(config)},
-                   bodies.BodyBudget(config.max_inflight_body_bytes))
+    bodies.install(
+        app,
+        bodies.BodyRule(config.max_request_bytes),
+        {ANOMALY_ROUTE: _series_rule(config)},
+        bodies.BodyBudget(config.max_inflight_body_bytes),
+    )
     _install_error_handlers(app)
     return app
 
@@ -100,11 +92,13 @@ def _metrics_port_guard(app: Flask, config: GatewayConfig) -> Callable[[], bool]
 
 def _series_rule(config: GatewayConfig) -> bodies.BodyRule:
     points = config.max_series_points
-    return bodies.BodyRule(min(config.max_request_bytes, points * SERIES_BYTES_PER_POINT),
-                           max_separators=points * SERIES_ITEMS_PER_POINT)
+    return bodies.BodyRule(
+        min(config.max_request_bytes, points * SERIES_BYTES_PER_POINT), max_separators=points * SERIES_ITEMS_PER_POINT
+    )
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 
 def _endpoint_label() -> str:
     rule = request.url_rule
@@ -150,14 +144,14 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        code = HTTP_ERROR_CODES.get(status, f"http_{status}")
+        code = code_for_status(status)
         message = error.description or error.name
         if status == 413:
             message = f"the request body is larger than the limit of {app.config['MAX_CONTENT_LENGTH']} bytes"
         headers = {"Allow": ", ".join(error.valid_methods)} if getattr(error, "valid_methods", None) else None
-        return error_response(ApiError(status, code, message, headers))
+        return error_response(ApiError(code, message, headers))
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(ApiError(500, "internal", "internal error in the gateway; see its log"))
+        return error_response(ApiError("internal", "internal error in the gateway; see its log"))

@@ -54,7 +54,6 @@ class BodyBudget:
         with self._room:
             if not self._room.wait_for(lambda: self._free >= size, self._wait_seconds):
                 raise ApiError(
-                    503,
                     "busy",
                     "the gateway is reading too many large bodies; retry shortly",
                     {"Retry-After": "1", **CLOSE},
@@ -92,16 +91,15 @@ def read_bounded(environ: dict[str, Any], rule: BodyRule) -> bytes:
     try:
         data = environ["wsgi.input"].read(wanted)
     except TimeoutError:
-        raise ApiError(408, "request_timeout", "the request body stalled; send it without pauses", CLOSE) from None
+        raise ApiError("request_timeout", "the request body stalled; send it without pauses", CLOSE) from None
     except (ParseException, NoMoreData) as exc:
-        raise ApiError(400, "malformed_body", f"the request body is not well framed: {exc}", CLOSE) from None
+        raise ApiError("malformed_body", f"the request body is not well framed: {exc}", CLOSE) from None
     if len(data) > rule.max_bytes:
         raise _too_large(rule.max_bytes)
     if declared and len(data) < wanted:
-        raise ApiError(400, "incomplete_body", f"the body ended after {len(data)} of {wanted} bytes", CLOSE)
+        raise ApiError("incomplete_body", f"the body ended after {len(data)} of {wanted} bytes", CLOSE)
     if rule.max_separators is not None and data.count(b",") > rule.max_separators:
         raise ApiError(
-            413,
             "series_too_large",
             f"the body holds more values than the limit allows (at most {rule.max_separators} comma-separated items)",
             CLOSE,
@@ -110,7 +108,7 @@ def read_bounded(environ: dict[str, Any], rule: BodyRule) -> bytes:
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"the request body is larger than the limit of {limit} bytes", CLOSE)
+    return ApiError("payload_too_large", f"the request body is larger than the limit of {limit} bytes", CLOSE)
 
 
 def install(app: Flask, default: BodyRule, per_route: Mapping[str, BodyRule], budget: BodyBudget) -> None:

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
+from serving import contract as c
 from serving.anomaly_scoring import ScoreParams
 from serving.gateway.upstream import UpstreamClient, UpstreamError, model_spec
 from serving.protos import tfs_lite_pb2
-
-WINDOW_INPUT = "window"
-COUNT_FIELDS = ("average_points", "baseline_points", "prior_points", "event_gap_points")
 
 
 @dataclass(frozen=True)
@@ -75,45 +73,55 @@ class AnomalyCatalog:
                 self._current = None
 
     def _read_info(self, version: int, features: int, deadline: float) -> AnomalyModelInfo:
-        spec = model_spec(self.name, version=version, signature="model_info")
+        spec = model_spec(self.name, version=version, signature=c.INFO_SIGNATURE)
         outputs = self.upstream.predict(
-            spec, {WINDOW_INPUT: np.zeros((1, 1, features), np.float32)}, deadline
+            spec, {c.WINDOW_INPUT: np.zeros((1, 1, features), np.float32)}, deadline
         ).outputs
         try:
-            names = tuple(bytes(item).decode("utf-8") for item in outputs["sensor_names"].ravel())
-            score = ScoreParams(**{field: int(outputs[field].ravel()[0]) for field in COUNT_FIELDS},
-                                prior_mean=float(outputs["prior_error_mean"].ravel()[0]),
-                                prior_std=float(outputs["prior_error_std"].ravel()[0]))
+            names = tuple(bytes(item).decode("utf-8") for item in outputs[c.SENSOR_NAMES_INFO].ravel())
+            score = ScoreParams(
+                **{field: int(outputs[field].ravel()[0]) for field in c.COUNT_INFOS},
+                prior_mean=float(outputs[c.PRIOR_ERROR_MEAN_INFO].ravel()[0]),
+                prior_std=float(outputs[c.PRIOR_ERROR_STD_INFO].ravel()[0]),
+            )
             info = AnomalyModelInfo(
                 name=self.name,
                 version=version,
-                history_length=int(outputs["history_length"].ravel()[0]),
-                interval_seconds=float(outputs["interval_seconds"].ravel()[0]),
+                history_length=int(outputs[c.HISTORY_LENGTH_INFO].ravel()[0]),
+                interval_seconds=float(outputs[c.INTERVAL_SECONDS_INFO].ravel()[0]),
                 sensor_names=names,
                 score=score,
             )
         except (KeyError, IndexError, UnicodeDecodeError, TypeError, ValueError) as exc:
             raise _contract_error(self.name, f"model_info signature is incomplete: {exc}") from exc
-        counts_usable = all(getattr(score, field) >= 1 for field in COUNT_FIELDS)
-        usable = (info.history_length >= 0 and 0 < info.interval_seconds < math.inf and counts_usable
-                  and math.isfinite(score.prior_mean) and math.isfinite(score.prior_std) and score.prior_std > 0)
+        counts_usable = all(getattr(score, field) >= 1 for field in c.COUNT_INFOS)
+        usable = (
+            info.history_length >= 0
+            and 0 < info.interval_seconds < math.inf
+            and counts_usable
+            and math.isfinite(score.prior_mean)
+            and math.isfinite(score.prior_std)
+            and score.prior_std > 0
+        )
         if not usable:
-            raise _contract_error(self.name, f"model_info constants out of range: history_length "
-                                  f"{info.history_length}, interval {info.interval_seconds}, {score}")
+            raise _contract_error(
+                self.name,
+                f"model_info constants out of range: history_length "
+                f"{info.history_length}, interval {info.interval_seconds}, {score}",
+            )
         if info.features != features:
-            raise _contract_error(self.name,
-                                  f"model_info names {info.features} sensors, input has {features}")
+            raise _contract_error(self.name, f"model_info names {info.features} sensors, input has {features}")
         return info
 
 
 def _features(name: str, signatures: tfs_lite_pb2.SignatureDefMap) -> int:
-    signature = signatures.signature_def.get("serving_default")
-    window = signature.inputs.get(WINDOW_INPUT) if signature is not None else None
+    signature = signatures.signature_def.get(c.SERVING_SIGNATURE)
+    window = signature.inputs.get(c.WINDOW_INPUT) if signature is not None else None
     dims = [dim.size for dim in window.tensor_shape.dim] if window is not None else []
     if len(dims) != 3 or dims[-1] <= 0:
-        raise _contract_error(name, f"serving_default has no [-1, -1, F] {WINDOW_INPUT!r} input")
+        raise _contract_error(name, f"{c.SERVING_SIGNATURE} has no [-1, -1, F] {c.WINDOW_INPUT!r} input")
     return dims[-1]
 
 
 def _contract_error(name: str, message: str) -> UpstreamError:
-    return UpstreamError(503, "model_contract", f"model {name!r}: {message}", grpc.StatusCode.INTERNAL)
+    return UpstreamError("model_contract", f"model {name!r}: {message}", grpc.StatusCode.INTERNAL)

@@ -8,11 +8,11 @@ variable is in serving/gateway/README.md.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from serving.gateway.series import DUPLICATE_POLICIES
+from serving.gateway.series_prepare import DUPLICATE_POLICIES
 
 ENV_PREFIX = "GATEWAY_"
 WORKER_CLASSES = ("gevent", "gthread", "sync")
@@ -55,31 +55,47 @@ class GatewayConfig:
     metrics_port: int = 0
 
     def __post_init__(self) -> None:
-        positive = ("port", "workers", "threads", "worker_connections", "read_timeout_seconds",
-                    "max_request_bytes", "max_images", "max_image_pixels", "max_request_pixels", "max_series_points",
-                    "anomaly_chunk_points", "microbatch_max_images")
+        positive = (
+            "port",
+            "workers",
+            "threads",
+            "worker_connections",
+            "read_timeout_seconds",
+            "max_request_bytes",
+            "max_images",
+            "max_image_pixels",
+            "max_request_pixels",
+            "max_series_points",
+            "anomaly_chunk_points",
+            "microbatch_max_images",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be positive, got {getattr(self, name)}")
         if self.deadline_seconds <= 0:
             raise ValueError(f"{ENV_PREFIX}DEADLINE_SECONDS must be positive, got {self.deadline_seconds}")
-        not_negative = ("upstream_retries", "max_gap_steps", "version_cache_seconds", "microbatch_ms",
-                        "model_label_limit", "metrics_port")
+        not_negative = (
+            "upstream_retries",
+            "max_gap_steps",
+            "version_cache_seconds",
+            "microbatch_ms",
+            "model_label_limit",
+            "metrics_port",
+        )
         for name in not_negative:
             if getattr(self, name) < 0:
-                raise ValueError(f"{ENV_PREFIX}{name.upper()} must not be negative, "
-                                 f"got {getattr(self, name)}")
+                raise ValueError(f"{ENV_PREFIX}{name.upper()} must not be negative, got {getattr(self, name)}")
 
         if self.max_inflight_body_bytes < self.max_request_bytes:
             raise ValueError(f"{ENV_PREFIX}MAX_INFLIGHT_BODY_BYTES must be at least {ENV_PREFIX}MAX_REQUEST_BYTES")
         if self.reuse_port not in (0, 1):
             raise ValueError(f"{ENV_PREFIX}REUSE_PORT must be 0 or 1, got {self.reuse_port}")
         if self.worker_class not in WORKER_CLASSES:
-            raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, "
-                             f"got {self.worker_class!r}")
+            raise ValueError(f"{ENV_PREFIX}WORKER_CLASS must be one of {WORKER_CLASSES}, got {self.worker_class!r}")
         if self.duplicate_policy not in DUPLICATE_POLICIES:
-            raise ValueError(f"{ENV_PREFIX}DUPLICATE_POLICY must be one of {DUPLICATE_POLICIES}, "
-                             f"got {self.duplicate_policy!r}")
+            raise ValueError(
+                f"{ENV_PREFIX}DUPLICATE_POLICY must be one of {DUPLICATE_POLICIES}, got {self.duplicate_policy!r}"
+            )
 
     @property
     def microbatching(self) -> bool:
@@ -102,10 +118,26 @@ class GatewayConfig:
         return cls(**values)
 
 
-def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
-    kind = {"int": int, "float": float, "str": str}[field.type if isinstance(field.type, str)
-                                                     else field.type.__name__]
+def _boolean(raw: str) -> bool:
+    """true/false, yes/no, on/off or 1/0, in any case."""
+    answer = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
     try:
-        return kind(raw)
+        return answer[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(raw) from None
+
+
+# How a `GATEWAY_*` string becomes each type a field may have (the annotations are strings: postponed evaluation).
+PARSERS: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str, "bool": _boolean}
+
+
+def _parse(field: dataclasses.Field[Any], raw: str) -> Any:
+    """`raw` as the field's type; a field of a type PARSERS does not know is a programming error (TypeError)."""
+    type_name = field.type if isinstance(field.type, str) else field.type.__name__
+    parse = PARSERS.get(type_name)
+    if parse is None:
+        raise TypeError(f"GatewayConfig.{field.name}: no parser for type {type_name!r}; add one to PARSERS")
+    try:
+        return parse(raw)
     except ValueError:
-        raise ValueError(f"{ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}") from None
+        raise ValueError(f"{ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {type_name}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -12,21 +13,18 @@ import numpy as np
 from flask import Request
 from PIL import Image
 
+from serving.contract import DIGIT_CLASSES, DIGIT_OUTPUT, IMAGE_INPUT, PROBABILITIES_OUTPUT
 from serving.gateway import metrics
-from serving.gateway.batcher import MicroBatcher
 from serving.gateway.config import GatewayConfig
+from serving.gateway.endpoint import Answer, Count, Endpoint
 from serving.gateway.errors import ApiError
 from serving.gateway.images import decode_image, image_to_mnist, pixels_to_mnist
 from serving.gateway.jsonio import is_json, read_json
-from serving.gateway.timing import StageTimer
+from serving.gateway.microbatch import MicroBatcher
 from serving.gateway.upstream import Prediction, UpstreamClient, UpstreamError, model_spec
 
-IMAGE_FIELD = "image"
-IMAGE_INPUT = "image"
-PROBABILITIES_OUTPUT = "probabilities"
-DIGIT_OUTPUT = "digit"
-DIGIT_CLASSES = 10
-
+DIGITS_ROUTE = "/v1/digits:predict"
+IMAGE_FIELD = "image"  # the multipart field of the HTTP API
 
 
 class PixelBudget:
@@ -46,14 +44,30 @@ class PixelBudget:
             image = decode_image(blob, max_pixels=limit)
         except ApiError as exc:
             if exc.status == 413 and limit < max_image_pixels:
-                raise ApiError(413, "request_too_many_pixels",
-                               f"the images of one request may hold {self.total} pixels in all") from None
+                raise ApiError(
+                    "request_too_many_pixels", f"the images of one request may hold {self.total} pixels in all"
+                ) from None
             raise
         self.remaining -= image.width * image.height
         return image
 
-class DigitService:
-    """Turns requests into MNIST arrays and arrays into predictions, optionally micro-batched."""
+
+@dataclass(frozen=True)
+class Picture:
+    """One image of a request, decoded, or the pixels a JSON instance sent; `where` names it in errors."""
+
+    where: str
+    image: Image.Image | None = None
+    pixels: Any = None
+
+
+class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
+    """Images in (multipart `image` files, a raw image body, or JSON instances), one digit per image out.
+
+    Optionally micro-batched: concurrent requests of a worker share one Predict (serving/gateway/microbatch.py).
+    """
+
+    route = DIGITS_ROUTE
 
     def __init__(self, upstream: UpstreamClient, config: GatewayConfig) -> None:
         self.upstream = upstream
@@ -63,128 +77,138 @@ class DigitService:
         self.max_pixels = config.max_image_pixels
         self.max_request_pixels = config.max_request_pixels
         self.batcher = (
-            MicroBatcher(self._predict_batch, window_seconds=config.microbatch_ms / 1000.0,
-                         max_items=config.microbatch_max_images)
-            if config.microbatching else None
+            MicroBatcher(
+                self._predict_batch,
+                window_seconds=config.microbatch_ms / 1000.0,
+                max_items=config.microbatch_max_images,
+            )
+            if config.microbatching
+            else None
         )
 
-    def read_images(self, request: Request, timer: StageTimer) -> np.ndarray:
-        """uint8 [n, 28, 28] from multipart `image` files, a raw image body, or JSON instances."""
-        mimetype = request.mimetype
-        if mimetype == "multipart/form-data":
-            with timer.stage("decode"):
-                files = request.files.getlist(IMAGE_FIELD)
-                self._check_count(len(files), f"multipart file field {IMAGE_FIELD!r}")
-                blobs = [file.read() for file in files]
-            budget = PixelBudget(self.max_request_pixels)
-            return np.stack([self._from_bytes(blob, f"{IMAGE_FIELD}[{i}]", timer, budget)
-                                for i, blob in enumerate(blobs)])
-        if mimetype.startswith("image/"):
-            with timer.stage("decode"):
-                blob = request.get_data(cache=False)
-            return np.stack([self._from_bytes(blob, "body", timer, PixelBudget(self.max_request_pixels))])
-        if is_json(request):
-            with timer.stage("decode"):
-                instances = _instances(read_json(request))
-                self._check_count(len(instances), "instances")
-            budget = PixelBudget(self.max_request_pixels)
-            return np.stack([self._from_instance(item, i, timer, budget) for i, item in enumerate(instances)])
-        raise ApiError(415, "unsupported_media_type",
-                       f"send multipart/form-data (field {IMAGE_FIELD!r}), an image/png or image/jpeg body, "
-                       f"or application/json with instances; got {mimetype or 'no Content-Type'}")
-
-    def incoming(self) -> AbstractContextManager[None]:
-        """Context for reading a request's images; lets the micro-batcher wait for them."""
+    def reading(self) -> AbstractContextManager[object]:
         return self.batcher.incoming() if self.batcher is not None else nullcontext()
+
+    def read(self, request: Request) -> list[Picture]:
+        """The request's images, decoded within the request's pixel budget."""
+        mimetype = request.mimetype
+        budget = PixelBudget(self.max_request_pixels)
+        if mimetype == "multipart/form-data":
+            files = request.files.getlist(IMAGE_FIELD)
+            self._check_image_count(len(files), f"multipart file field {IMAGE_FIELD!r}")
+            blobs = [file.read() for file in files]
+            return [self._decoded(blob, f"{IMAGE_FIELD}[{i}]", budget) for i, blob in enumerate(blobs)]
+        if mimetype.startswith("image/"):
+            return [self._decoded(request.get_data(cache=False), "body", budget)]
+        if is_json(request):
+            instances = _instances(read_json(request))
+            self._check_image_count(len(instances), "instances")
+            return [self._from_instance(item, i, budget) for i, item in enumerate(instances)]
+        raise ApiError(
+            "unsupported_media_type",
+            f"send multipart/form-data (field {IMAGE_FIELD!r}), an image/png or image/jpeg body, "
+            f"or application/json with instances; got {mimetype or 'no Content-Type'}",
+        )
+
+    def preprocess(self, pictures: list[Picture], deadline: float) -> np.ndarray:
+        """uint8 [n, 28, 28]: each picture as an MNIST digit."""
+        return np.stack([_to_mnist(picture) for picture in pictures])
 
     def predict(self, images: np.ndarray, deadline: float) -> Prediction:
         if self.batcher is not None:
             return self.batcher.submit(images, deadline)
         return self._predict_batch(images, deadline)
 
-    def response(self, images: np.ndarray, prediction: Prediction) -> dict[str, Any]:
-        """The JSON body for `images` classified by `prediction`; also counts the digit metrics."""
-        probabilities = prediction.outputs.get(PROBABILITIES_OUTPUT)
-        digits = prediction.outputs.get(DIGIT_OUTPUT)
-        count = len(images)
-        if (probabilities is None or digits is None or probabilities.shape != (count, DIGIT_CLASSES)
-                or digits.shape != (count,)):
-            raise UpstreamError(503, "model_contract", f"model {self.model!r} did not return "
-                                f"{PROBABILITIES_OUTPUT} [n, 10] and {DIGIT_OUTPUT} [n]",
-                                grpc.StatusCode.INTERNAL)
-        digits = digits.astype(np.int64)
-        confidence = probabilities[np.arange(count), digits]
-        metrics.labelled(metrics.MODEL_VERSION_RESPONSES, self.model, str(prediction.version)).inc()
-        for digit, times in enumerate(np.bincount(digits, minlength=DIGIT_CLASSES)):
-            if times:
-                metrics.labelled(metrics.DIGIT_PREDICTIONS, str(digit)).inc(int(times))
-        metrics.observe_many(metrics.DIGIT_CONFIDENCE, confidence)
+    def postprocess(self, pictures: list[Picture], images: np.ndarray, prediction: Prediction) -> Answer:
+        """A digit, its confidence and the ten probabilities per image, in request order."""
+        probabilities, digits = self._outputs(prediction, len(images))
+        confidence = probabilities[np.arange(len(images)), digits]
         rounded = np.round(probabilities.astype(np.float64), 6).tolist()
-        return {
+        body = {
             "predictions": [
                 {"digit": digit, "confidence": conf, "probabilities": probs}
-                for digit, conf, probs in zip(digits.tolist(), np.round(confidence, 6).tolist(), rounded,
-                                              strict=True)
+                for digit, conf, probs in zip(digits.tolist(), np.round(confidence, 6).tolist(), rounded, strict=True)
             ],
             "model": {"name": self.model, "version": prediction.version},
         }
+        counts = [
+            Count(metrics.DIGIT_PREDICTIONS, int(times), (str(digit),))
+            for digit, times in enumerate(np.bincount(digits, minlength=DIGIT_CLASSES))
+            if times
+        ]
+        counts.append(Count(metrics.DIGIT_CONFIDENCE, confidence))
+        return Answer(body, self.model, prediction.version, counts)
+
+    def _outputs(self, prediction: Prediction, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """probabilities [n, 10] and digit [n] (as int64), or a 503 `model_contract` when the model broke it."""
+        probabilities = prediction.outputs.get(PROBABILITIES_OUTPUT)
+        digits = prediction.outputs.get(DIGIT_OUTPUT)
+        if (
+            probabilities is None
+            or digits is None
+            or probabilities.shape != (count, DIGIT_CLASSES)
+            or digits.shape != (count,)
+        ):
+            raise UpstreamError(
+                "model_contract",
+                f"model {self.model!r} did not return "
+                f"{PROBABILITIES_OUTPUT} [n, {DIGIT_CLASSES}] and {DIGIT_OUTPUT} [n]",
+                grpc.StatusCode.INTERNAL,
+            )
+        return probabilities, digits.astype(np.int64)
 
     def _predict_batch(self, images: np.ndarray, deadline: float) -> Prediction:
         metrics.labelled(metrics.BATCH_SIZE, self.model).observe(len(images))
         return self.upstream.predict(self.spec, {IMAGE_INPUT: images[..., np.newaxis]}, deadline)
 
-    def _check_count(self, count: int, where: str) -> None:
+    def _check_image_count(self, count: int, where: str) -> None:
         if count == 0:
-            raise ApiError(400, "no_images", f"no image in {where}")
+            raise ApiError("no_images", f"no image in {where}")
         if count > self.max_images:
-            raise ApiError(413, "too_many_images",
-                           f"{count} images in {where}; at most {self.max_images} per request")
+            raise ApiError("too_many_images", f"{count} images in {where}; at most {self.max_images} per request")
 
-    def _from_bytes(self, blob: bytes, where: str, timer: StageTimer, budget: PixelBudget) -> np.ndarray:
+    def _decoded(self, blob: bytes, where: str, budget: PixelBudget) -> Picture:
         try:
-            with timer.stage("decode"):
-                image = budget.decode(blob, self.max_pixels)
-            with timer.stage("preprocess"):
-                return image_to_mnist(image)
+            return Picture(where, image=budget.decode(blob, self.max_pixels))
         except ApiError as exc:
             raise _located(exc, where) from None
 
-    def _from_instance(self, item: Any, index: int, timer: StageTimer, budget: PixelBudget) -> np.ndarray:
+    def _from_instance(self, item: Any, index: int, budget: PixelBudget) -> Picture:
         where = f"instances[{index}]"
         if not isinstance(item, dict) or len(item) != 1 or not {"b64", "pixels"} & item.keys():
-            raise ApiError(400, "invalid_instance",
-                           f'{where} must be an object with exactly one key, "b64" or "pixels"')
+            raise ApiError("invalid_instance", f'{where} must be an object with exactly one key, "b64" or "pixels"')
         if "pixels" in item:
-            try:
-                with timer.stage("preprocess"):
-                    return pixels_to_mnist(item["pixels"])
-            except ApiError as exc:
-                raise _located(exc, where) from None
-        with timer.stage("decode"):
-            blob = _base64(item["b64"], where)
-        return self._from_bytes(blob, where, timer, budget)
+            return Picture(where, pixels=item["pixels"])
+        return self._decoded(_base64(item["b64"], where), where, budget)
+
+
+def _to_mnist(picture: Picture) -> np.ndarray:
+    try:
+        return image_to_mnist(picture.image) if picture.image is not None else pixels_to_mnist(picture.pixels)
+    except ApiError as exc:
+        raise _located(exc, picture.where) from None
 
 
 def _instances(payload: Any) -> list[Any]:
     if not isinstance(payload, dict) or "instances" not in payload:
-        raise ApiError(400, "invalid_request", 'the JSON body must be an object with an "instances" list')
+        raise ApiError("invalid_request", 'the JSON body must be an object with an "instances" list')
     instances = payload["instances"]
     if not isinstance(instances, list):
-        raise ApiError(400, "invalid_request", '"instances" must be a list')
+        raise ApiError("invalid_request", '"instances" must be a list')
     return instances
 
 
 def _base64(value: Any, where: str) -> bytes:
     """Standard base64, optionally as a data URL (`data:image/png;base64,...`, what browsers produce)."""
     if not isinstance(value, str):
-        raise ApiError(400, "invalid_base64", f"{where}.b64 must be a base64 string")
+        raise ApiError("invalid_base64", f"{where}.b64 must be a base64 string")
     if value.startswith("data:") and ";base64," in value:
         value = value.split(";base64,", 1)[1]
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(400, "invalid_base64", f"{where}.b64 is not valid base64") from None
+        raise ApiError("invalid_base64", f"{where}.b64 is not valid base64") from None
 
 
 def _located(error: ApiError, where: str) -> ApiError:
-    return ApiError(error.status, error.code, f"{where}: {error.message}", error.headers)
+    return ApiError(error.code, f"{where}: {error.message}", error.headers)

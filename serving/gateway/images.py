@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from serving.contract import MNIST_SIDE
 from serving.gateway.errors import ApiError
 from serving.gateway.ink import normalise_stroke, paper_surface
 
-MNIST_SIDE = 28
 DIGIT_BOX = 20
 MNIST_CENTRE = 14
 
@@ -52,23 +52,21 @@ def decode_image(data: bytes, max_pixels: int = 4_000_000) -> Image.Image:
     the same way. EXIF orientation is applied; an animated image yields its first frame.
     """
     if not data:
-        raise ApiError(400, "invalid_image", "the image is empty (0 bytes)")
+        raise ApiError("invalid_image", "the image is empty (0 bytes)")
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ApiError(413, "image_too_large", f"the image has too many pixels (limit {max_pixels})") from exc
+        raise ApiError("image_too_large", f"the image has too many pixels (limit {max_pixels})") from exc
     except UnidentifiedImageError as exc:
         raise ApiError(
-            415,
             "unsupported_image_format",
             f"not an image in a supported format ({', '.join(ALLOWED_FORMATS)})",
         ) from exc
     except Exception as exc:  # Pillow raises many types for malformed headers
-        raise ApiError(400, "invalid_image", f"the image header is corrupt: {exc}") from exc
+        raise ApiError("invalid_image", f"the image header is corrupt: {exc}") from exc
     width, height = image.size
     if width * height > max_pixels:
         raise ApiError(
-            413,
             "image_too_large",
             f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
         )
@@ -76,9 +74,9 @@ def decode_image(data: bytes, max_pixels: int = 4_000_000) -> Image.Image:
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of every upload
     except Exception as exc:  # truncated data, bad compressed stream, broken EXIF ...
-        raise ApiError(400, "invalid_image", f"the image data is truncated or corrupt: {exc}") from exc
+        raise ApiError("invalid_image", f"the image data is truncated or corrupt: {exc}") from exc
     if image.width == 0 or image.height == 0:
-        raise ApiError(400, "invalid_image", "the image has no pixels")
+        raise ApiError("invalid_image", "the image has no pixels")
     return image
 
 
@@ -105,14 +103,14 @@ def image_to_mnist(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> np.ndar
     if _is_mnist_style(image):
         digit = np.array(image, dtype=np.uint8)
         if digit.max() < MIN_INK_CONTRAST:
-            raise ApiError(422, "blank_image", "the image holds no ink (it is blank)")
+            raise ApiError("blank_image", "the image holds no ink (it is blank)")
         return digit
     ink, paper_noise = _ink_strength(_flatten(image), steps.adaptive_background)
     ink = _remove_background(ink, paper_noise)
     top, bottom, left, right = _ink_bounding_box(np.where(ink >= BBOX_MIN_INK, ink, 0.0))
     crop = ink[top:bottom, left:right]
     if crop.size == 0 or not np.isfinite(crop).all():  # a float image holding +-inf stretches to NaN
-        raise ApiError(422, "blank_image", "the image holds no measurable ink (are its pixel values finite?)")
+        raise ApiError("blank_image", "the image holds no measurable ink (are its pixel values finite?)")
     digit = _fit_in_box(normalise_stroke(crop) if steps.stroke_normalisation else crop)
     return _centre_by_mass(digit)
 
@@ -124,17 +122,17 @@ def pixels_to_mnist(pixels: object) -> np.ndarray:
     rounded to the nearest integer. No re-centering: the client says it is already MNIST-style.
     """
     if not isinstance(pixels, list) or len(pixels) != MNIST_SIDE:
-        raise ApiError(422, "invalid_pixels", f"pixels must be a list of 28 rows; got {_describe(pixels)}")
+        raise ApiError("invalid_pixels", f"pixels must be a list of 28 rows; got {_describe(pixels)}")
     for i, row in enumerate(pixels):
         if not isinstance(row, list) or len(row) != MNIST_SIDE:
-            raise ApiError(422, "invalid_pixels", f"pixels[{i}] must be a list of 28 numbers; got {_describe(row)}")
+            raise ApiError("invalid_pixels", f"pixels[{i}] must be a list of 28 numbers; got {_describe(row)}")
         for j, value in enumerate(row):
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ApiError(422, "invalid_pixels", f"pixels[{i}][{j}] must be a number; got {_describe(value)}")
+                raise ApiError("invalid_pixels", f"pixels[{i}][{j}] must be a number; got {_describe(value)}")
             if isinstance(value, float) and not math.isfinite(value):
-                raise ApiError(422, "invalid_pixels", f"pixels[{i}][{j}] is not finite ({value})")
+                raise ApiError("invalid_pixels", f"pixels[{i}][{j}] is not finite ({value})")
             if not 0 <= value <= 255:
-                raise ApiError(422, "invalid_pixels", f"pixels[{i}][{j}] = {value} is outside 0..255")
+                raise ApiError("invalid_pixels", f"pixels[{i}][{j}] = {value} is outside 0..255")
     array = np.array(pixels, dtype=np.float64)
     if array.max() <= 1.0:
         array = array * 255.0
@@ -225,7 +223,7 @@ def _remove_background(ink: np.ndarray, paper_noise: float) -> np.ndarray:
     peak = float(ink.max())
     noise = 4.0 * paper_noise
     if peak < MIN_INK_CONTRAST or peak < 2.0 * noise:
-        raise ApiError(422, "blank_image", "the image holds no ink that stands out from the background")
+        raise ApiError("blank_image", "the image holds no ink that stands out from the background")
     floor = max(noise, NOISE_FLOOR_SHARE * peak)
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
 
@@ -255,7 +253,7 @@ def _fit_in_box(ink: np.ndarray) -> np.ndarray:
     resized = np.clip(resized, 0.0, None)
     peak = float(resized.max())
     if peak <= 0.0:
-        raise ApiError(422, "blank_image", "the image holds no ink (it is blank)")
+        raise ApiError("blank_image", "the image holds no ink (it is blank)")
     return resized / peak
 
 

@@ -26,11 +26,11 @@ def read_json(request: Request) -> Any:
     """The request body parsed as JSON, or a 400 ApiError saying why it is not JSON."""
     data = request.get_data(cache=False)
     if not data:
-        raise ApiError(400, "empty_body", "the request body is empty; send a JSON document")
+        raise ApiError("empty_body", "the request body is empty; send a JSON document")
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+        raise ApiError("invalid_json", f"the request body is not valid JSON: {exc}") from None
 
 
 def is_json(request: Request) -> bool:

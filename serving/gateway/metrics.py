@@ -29,15 +29,17 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONFIDENCE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
 
-REQUESTS = Counter(
-    "gateway_requests", "HTTP requests answered.", ["endpoint", "method", "status"]
-)
+REQUESTS = Counter("gateway_requests", "HTTP requests answered.", ["endpoint", "method", "status"])
 REQUEST_DURATION = Histogram(
-    "gateway_request_duration_seconds", "Whole request, first byte in to response out.", ["endpoint"],
+    "gateway_request_duration_seconds",
+    "Whole request, first byte in to response out.",
+    ["endpoint"],
     buckets=LATENCY_BUCKETS,
 )
 STAGE_DURATION = Histogram(
-    "gateway_stage_duration_seconds", "Time spent in one stage of a request.", ["endpoint", "stage"],
+    "gateway_stage_duration_seconds",
+    "Time spent in one stage of a request.",
+    ["endpoint", "stage"],
     buckets=LATENCY_BUCKETS,
 )
 INFLIGHT = Gauge(
@@ -53,15 +55,19 @@ UPSTREAM_ERRORS = Counter(
     "gateway_upstream_errors", "Failed gRPC calls to the model server by status code.", ["model", "code"]
 )
 BATCH_SIZE = Histogram(
-    "gateway_batch_size", "Items (images or series chunks) per Predict call.", ["model"],
+    "gateway_batch_size",
+    "Items (images or series chunks) per Predict call.",
+    ["model"],
     buckets=BATCH_BUCKETS,
 )
 MODEL_VERSION_RESPONSES = Counter(
     "gateway_model_version_responses", "Responses by the model version that answered.", ["model", "version"]
 )
 MODEL_READY = Gauge(
-    "gateway_model_ready", "1 when the model is AVAILABLE upstream, else 0 (checked at scrape time).",
-    ["model"], multiprocess_mode="mostrecent",
+    "gateway_model_ready",
+    "1 when the model is AVAILABLE upstream, else 0 (checked at scrape time).",
+    ["model"],
+    multiprocess_mode="mostrecent",
 )
 DIGIT_PREDICTIONS = Counter("gateway_digit_predictions", "Predicted class counts.", ["digit"])
 DIGIT_CONFIDENCE = Histogram(
@@ -84,6 +90,8 @@ def model_label(name: str) -> str:
             _named_models.add(name)
             return name
     return "other"
+
+
 ANOMALY_SCORE = Histogram("gateway_anomaly_score", "Scores of scored points.", buckets=SCORE_BUCKETS)
 
 
@@ -109,8 +117,9 @@ def observe_many(histogram: Histogram, values: np.ndarray) -> None:
     values = values[np.isfinite(values)]
     if values.size == 0:
         return
-    counts = np.bincount(np.searchsorted(histogram._upper_bounds, values, side="left"),
-                         minlength=len(histogram._upper_bounds))
+    counts = np.bincount(
+        np.searchsorted(histogram._upper_bounds, values, side="left"), minlength=len(histogram._upper_bounds)
+    )
     for bucket, count in zip(histogram._buckets, counts, strict=True):
         if count:
             bucket.inc(int(count))

@@ -44,8 +44,9 @@ class ModelRegistry:
 
     def _read(self) -> tuple[str, ...] | None:
         try:
-            parsed = text_format.Parse(self.path.read_text(), tfs_config_pb2.ModelServerConfig(),
-                                       allow_unknown_field=True)
+            parsed = text_format.Parse(
+                self.path.read_text(), tfs_config_pb2.ModelServerConfig(), allow_unknown_field=True
+            )
         except (OSError, UnicodeDecodeError, text_format.ParseError):
             return None
         names = {c.name for c in parsed.model_config_list.config if c.name and c.name != self.digits_model}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from serving.contract import MNIST_SIDE
 from serving.gateway.config import GatewayConfig
 from serving.gateway.curl_examples import code_samples
 
@@ -83,13 +84,14 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
                 "b64": {"type": "string", "description": "base64 PNG/JPEG/... file, or a data: URL"},
                 "pixels": {
                     "type": "array",
-                    "minItems": 28,
-                    "maxItems": 28,
-                    "description": "28 rows of 28 numbers, 0..255 (or 0..1), white ink on black, centred",
+                    "minItems": MNIST_SIDE,
+                    "maxItems": MNIST_SIDE,
+                    "description": f"{MNIST_SIDE} rows of {MNIST_SIDE} numbers, 0..255 (or 0..1), white ink on black, "
+                    "centred",
                     "items": {
                         "type": "array",
-                        "minItems": 28,
-                        "maxItems": 28,
+                        "minItems": MNIST_SIDE,
+                        "maxItems": MNIST_SIDE,
                         "items": {"type": "number", "minimum": 0, "maximum": 255},
                     },
                 },
@@ -149,12 +151,20 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
                 "score": {**unit_or_null, "description": "null while the model warms up (see `unscored`)"},
                 "is_anomaly": {"type": "boolean", "description": "score > threshold"},
                 "alarm": {"type": "boolean", "description": "this point opens an event"},
-                "unscored": {"enum": ["warming_up", "after_gap", "sensor_gap"],
-                             "description": "why `score` is null (absent when it is not)"},
-                "expected": {"type": "object", "additionalProperties": {"type": ["number", "null"]},
-                             "description": "the model's forecast per sensor"},
-                "contribution": {"type": "object", "additionalProperties": unit_or_null,
-                                 "description": "each sensor's share of the squared residual"},
+                "unscored": {
+                    "enum": ["warming_up", "after_gap", "sensor_gap"],
+                    "description": "why `score` is null (absent when it is not)",
+                },
+                "expected": {
+                    "type": "object",
+                    "additionalProperties": {"type": ["number", "null"]},
+                    "description": "the model's forecast per sensor",
+                },
+                "contribution": {
+                    "type": "object",
+                    "additionalProperties": unit_or_null,
+                    "description": "each sensor's share of the squared residual",
+                },
             },
         },
         "AnomalySegment": {
@@ -173,19 +183,35 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
             "type": "object",
             "required": ["points", "anomalies", "threshold", "model"],
             "properties": {
-                "points": {"type": "array", "items": _ref("AnomalyPoint"),
-                           "description": "one per input timestamp, in input order"},
-                "anomalies": {"type": "array", "items": _ref("AnomalySegment"),
-                              "description": "events: flags within `event_gap_points` of an alarm join it"},
-                "gaps": {"type": "array", "items": {
-                    "type": "object", "required": ["after", "before", "missing_points"],
-                    "properties": {"after": {"type": "string"}, "before": {"type": "string"},
-                                   "missing_points": {"type": "integer"}}},
-                    "description": "outages longer than the fill limit: the series is scored around them"},
+                "points": {
+                    "type": "array",
+                    "items": _ref("AnomalyPoint"),
+                    "description": "one per input timestamp, in input order",
+                },
+                "anomalies": {
+                    "type": "array",
+                    "items": _ref("AnomalySegment"),
+                    "description": "events: flags within `event_gap_points` of an alarm join it",
+                },
+                "gaps": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["after", "before", "missing_points"],
+                        "properties": {
+                            "after": {"type": "string"},
+                            "before": {"type": "string"},
+                            "missing_points": {"type": "integer"},
+                        },
+                    },
+                    "description": "outages longer than the fill limit: the series is scored around them",
+                },
                 "threshold": probability,
                 "sensitivity": unit_or_null,
-                "expected_false_alarms_per_1000": {"type": "number",
-                                                   "description": "normal points flagged per 1,000, by design"},
+                "expected_false_alarms_per_1000": {
+                    "type": "number",
+                    "description": "normal points flagged per 1,000, by design",
+                },
                 "event_gap_points": {"type": "integer"},
                 "sensors": {"type": "array", "items": {"type": "string"}},
                 "interval_seconds": {"type": "number"},
@@ -318,12 +344,27 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
         ),
         "tags": ["anomaly"],
         "parameters": [
-            {"name": "threshold", "in": "query", "required": False, "schema": unit_param,
-             "description": "score above which a point is anomalous"},
-            {"name": "sensitivity", "in": "query", "required": False, "schema": unit_param,
-             "description": "0 (one normal point in a million flagged) .. 0.5 (default) .. 1 (one in ten)"},
-            {"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
-             "description": "the asset's anomaly model (default: anomaly); unknown names are 404"},
+            {
+                "name": "threshold",
+                "in": "query",
+                "required": False,
+                "schema": unit_param,
+                "description": "score above which a point is anomalous",
+            },
+            {
+                "name": "sensitivity",
+                "in": "query",
+                "required": False,
+                "schema": unit_param,
+                "description": "0 (one normal point in a million flagged) .. 0.5 (default) .. 1 (one in ten)",
+            },
+            {
+                "name": "model",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "the asset's anomaly model (default: anomaly); unknown names are 404",
+            },
         ],
         "requestBody": {
             "required": True,
@@ -351,8 +392,10 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
             },
         },
         "responses": {
-            "200": {"description": "Scores per input point, events and outages.",
-                    "content": _json_content(_ref("AnomalyResponse"))},
+            "200": {
+                "description": "Scores per input point, events and outages.",
+                "content": _json_content(_ref("AnomalyResponse")),
+            },
             **_errors(400, 404, 413, 415, 422, 503, 504),
         },
     }

@@ -1,44 +1,21 @@
-"""The prediction routes: `POST /v1/digits:predict` and `POST /v1/anomaly:score`."""
+"""The prediction routes: one POST route per model type, each served by `endpoint.serve_request`."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
+from typing import Any
 
 from flask import Flask, Response, request
 
-from serving.gateway.anomaly import AnomalyService
 from serving.gateway.config import GatewayConfig
-from serving.gateway.digits import DigitService
-from serving.gateway.jsonio import json_response
-from serving.gateway.timing import StageTimer
-
-DIGITS_ROUTE = "/v1/digits:predict"
-ANOMALY_ROUTE = "/v1/anomaly:score"
+from serving.gateway.endpoint import Endpoint, serve_request
 
 
-def register(app: Flask, config: GatewayConfig, digits: DigitService, anomaly: AnomalyService) -> None:
-    @app.post(DIGITS_ROUTE)
-    def predict_digits() -> Response:
-        deadline = time.monotonic() + config.deadline_seconds
-        timer = StageTimer(DIGITS_ROUTE)
-        try:
-            with digits.incoming():
-                images = digits.read_images(request, timer)
-            with timer.stage("upstream"):
-                prediction = digits.predict(images, deadline)
-            with timer.stage("postprocess"):
-                return json_response(digits.response(images, prediction))
-        finally:
-            timer.report()
+def register(app: Flask, config: GatewayConfig, endpoints: Sequence[Endpoint[Any, Any]]) -> None:
+    """`POST endpoint.route` for each endpoint (view names are the endpoint class names)."""
+    for endpoint in endpoints:
 
-    @app.post(ANOMALY_ROUTE)
-    def score_series() -> Response:
-        deadline = time.monotonic() + config.deadline_seconds
-        timer = StageTimer(ANOMALY_ROUTE)
-        try:
-            scoring = anomaly.read_request(request, timer)
-            body = anomaly.score(scoring, deadline, timer)
-            with timer.stage("postprocess"):
-                return json_response(body)
-        finally:
-            timer.report()
+        def view(endpoint: Endpoint[Any, Any] = endpoint) -> Response:
+            return serve_request(endpoint, request, config.deadline_seconds)
+
+        app.add_url_rule(endpoint.route, type(endpoint).__name__, view, methods=["POST"])

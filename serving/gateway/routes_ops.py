@@ -12,7 +12,7 @@ from serving.gateway import metrics
 from serving.gateway.config import GatewayConfig
 from serving.gateway.jsonio import json_response
 from serving.gateway.model_registry import ModelRegistry
-from serving.gateway.upstream import RETRY_AFTER_SECONDS, UpstreamClient, UpstreamError, VersionState
+from serving.gateway.upstream import RETRY_AFTER_SECONDS, ReportedVersion, UpstreamClient, UpstreamError
 
 AVAILABLE = "AVAILABLE"
 PROBE_DEADLINE_SECONDS = 2.0
@@ -73,5 +73,5 @@ def register(app: Flask, config: GatewayConfig, upstream: UpstreamClient, regist
         return Response(body, content_type=content_type)
 
 
-def _version_json(state: VersionState) -> dict[str, Any]:
+def _version_json(state: ReportedVersion) -> dict[str, Any]:
     return {"version": state.version, "state": state.state, "error": state.error or None}

@@ -53,9 +53,9 @@ class UpstreamError(ApiError):
     """An ApiError caused by a failed gRPC call; `grpc_code` says which status the server returned."""
 
     def __init__(
-        self, status: int, code: str, message: str, grpc_code: grpc.StatusCode, headers: dict[str, str] | None = None
+        self, code: str, message: str, grpc_code: grpc.StatusCode, headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(status, code, message, headers)
+        super().__init__(code, message, headers)
         self.grpc_code = grpc_code
 
 
@@ -68,7 +68,7 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class VersionState:
+class ReportedVersion:
     """One entry of GetModelStatus: version, state name (AVAILABLE, LOADING, ...) and error text."""
 
     version: int
@@ -136,7 +136,7 @@ class UpstreamClient:
             outputs = {key: from_tensor_proto(tensor) for key, tensor in response.outputs.items()}
         except TensorProtoError as exc:
             raise UpstreamError(
-                503, "upstream_error", f"model {spec.name!r} sent an unreadable tensor: {exc}", grpc.StatusCode.INTERNAL
+                "upstream_error", f"model {spec.name!r} sent an unreadable tensor: {exc}", grpc.StatusCode.INTERNAL
             ) from exc
         version = response.model_spec.version.value if response.model_spec.HasField("version") else 0
         return Prediction(outputs=outputs, version=version or spec.version.value)
@@ -149,11 +149,11 @@ class UpstreamClient:
             signatures = unpack_signature_def_map(response)
         except ValueError as exc:
             raise UpstreamError(
-                503, "upstream_error", f"model {spec.name!r}: bad metadata: {exc}", grpc.StatusCode.INTERNAL
+                "upstream_error", f"model {spec.name!r}: bad metadata: {exc}", grpc.StatusCode.INTERNAL
             ) from exc
         return response.model_spec.version.value, signatures
 
-    def status(self, name: str, deadline: float, *, retry: bool = True) -> list[VersionState]:
+    def status(self, name: str, deadline: float, *, retry: bool = True) -> list[ReportedVersion]:
         """Every version the server knows of `name`, with its state.
 
         Probes pass `retry=False`: a health check must answer fast and report what it sees right now.
@@ -163,7 +163,7 @@ class UpstreamClient:
         response = self._call(GET_MODEL_STATUS, "GetModelStatus", request, name, deadline, retries)
         state_name = tfs_lite_pb2.ModelVersionStatus.State.Name
         return [
-            VersionState(version=item.version, state=state_name(item.state), error=redact(item.status.error_message))
+            ReportedVersion(version=item.version, state=state_name(item.state), error=redact(item.status.error_message))
             for item in response.model_version_status
         ]
 
@@ -192,7 +192,6 @@ class UpstreamClient:
                 _count(model, method, grpc.StatusCode.OK)
                 return response
         raise UpstreamError(
-            504,
             "upstream_timeout",
             f"no answer from the model server for {model!r} in time",
             grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -226,16 +225,14 @@ def _api_error(model: str, method: str, code: grpc.StatusCode, details: str) -> 
     retry_after = {"Retry-After": RETRY_AFTER_SECONDS}
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return UpstreamError(
-            504, "upstream_timeout", f"model server did not answer {method} for {model!r} within the deadline", code
+            "upstream_timeout", f"model server did not answer {method} for {model!r} within the deadline", code
         )
     if code == grpc.StatusCode.UNAVAILABLE:
-        return UpstreamError(503, "upstream_unavailable", f"model server unreachable: {details}", code, retry_after)
+        return UpstreamError("upstream_unavailable", f"model server unreachable: {details}", code, retry_after)
     if code == grpc.StatusCode.NOT_FOUND:
-        return UpstreamError(
-            503, "model_not_available", f"model {model!r} is not available: {details}", code, retry_after
-        )
+        return UpstreamError("model_not_available", f"model {model!r} is not available: {details}", code, retry_after)
     if code in _UNPROCESSABLE:
-        return UpstreamError(422, "model_rejected_input", f"model {model!r} rejected the input: {details}", code)
+        return UpstreamError("model_rejected_input", f"model {model!r} rejected the input: {details}", code)
     return UpstreamError(
-        503, "upstream_error", f"model server failed {method} for {model!r} ({code.name}): {details}", code, retry_after
+        "upstream_error", f"model server failed {method} for {model!r} ({code.name}): {details}", code, retry_after
     )

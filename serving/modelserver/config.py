@@ -114,8 +114,10 @@ def load_model_settings(
 
 
 def read_batching_parameters(path: str) -> tfs_config_pb2.BatchingParameters:
-    return read_text_proto(Path(path), tfs_config_pb2.BatchingParameters()) if path else (
-        tfs_config_pb2.BatchingParameters()
+    return (
+        read_text_proto(Path(path), tfs_config_pb2.BatchingParameters())
+        if path
+        else (tfs_config_pb2.BatchingParameters())
     )
 
 

@@ -1,7 +1,7 @@
 """What a model's base path holds: version directories, and a fingerprint of each version's files.
 
-A version is a directory with an integer name holding a SavedModel (anything else, e.g. `.export-*`
-temporary directories, is ignored). The fingerprint (name -> size and modification time of the SavedModel
+A version is a version folder (serving/contract.py's one rule) holding a SavedModel; anything else, e.g. an
+`.export-*` temporary directory, is ignored. The fingerprint (name -> size and modification time of the SavedModel
 file and of everything under `variables/`) tells the manager whether a version that failed to load has
 changed since (then it is worth another try at once) and which files of a loaded version have gone.
 """
@@ -10,21 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
-VARIABLES_DIR = "variables"
+from serving.contract import SAVED_MODEL_FILES, VARIABLES_DIR, has_saved_model, version_folders
 
 Fingerprint = dict[str, tuple[int, int]]
 
 
 def versions_on_disk(base_path: Path) -> list[int]:
-    """Integer-named version directories that hold a SavedModel; raises OSError when base_path is unreadable."""
-    if not base_path.is_dir():
-        return []
-    return sorted(
-        int(entry.name)
-        for entry in base_path.iterdir()
-        if entry.name.isdigit() and any((entry / name).is_file() for name in SAVED_MODEL_FILES)
-    )
+    """Version folders that hold a SavedModel, ascending; raises OSError when base_path is unreadable."""
+    return [version for version, path in version_folders(base_path).items() if has_saved_model(path)]
 
 
 def fingerprint(version_path: Path) -> Fingerprint:

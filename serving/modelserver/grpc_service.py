@@ -15,10 +15,10 @@ from tensorflow_serving.apis import (
 )
 
 from serving import tensors
+from serving.contract import SERVING_SIGNATURE
 from serving.modelserver.config import ConfigError
-from serving.modelserver.core import PredictionCore, signature_def_map
 from serving.modelserver.errors import ServingError, invalid_argument
-from serving.modelserver.servable import DEFAULT_SIGNATURE
+from serving.modelserver.inference import Inference, model_status_response, signature_def_map
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
@@ -33,12 +33,12 @@ def _version(spec) -> int | None:
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core: PredictionCore) -> None:
-        self.core = core
+    def __init__(self, inference: Inference) -> None:
+        self.inference = inference
 
     def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext):
         try:
-            with self.core.recorded(request.model_spec.name, "GRPC"):
+            with self.inference.recorded(request.model_spec.name, "GRPC"):
                 return self._predict(request)
         except ServingError as error:
             context.abort(error.code, error.message)
@@ -48,8 +48,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
-        servable = self.core.manager.servable(spec.name, _version(spec), spec.version_label)
-        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        servable = self.inference.manager.servable(spec.name, _version(spec), spec.version_label)
+        signature_name = spec.signature_name or SERVING_SIGNATURE
         runner = servable.runner(signature_name, list(request.inputs), request.output_filter)
         try:
             # Declared dtypes and shapes against the signature first: a few bytes may declare gigabytes.
@@ -58,7 +58,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             inputs = {alias: tensors.from_tensor_proto(proto) for alias, proto in request.inputs.items()}
         except tensors.TensorProtoError as error:
             raise invalid_argument(str(error)) from None
-        outputs = self.core.run(servable, signature_name, inputs, request.output_filter)
+        outputs = self.inference.run(servable, signature_name, inputs, request.output_filter)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
@@ -80,7 +80,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             if field != SIGNATURE_DEF_FIELD:
                 raise invalid_argument(f"Metadata field {field} is not supported")
         spec = request.model_spec
-        servable = self.core.manager.servable(spec.name, _version(spec), spec.version_label)
+        servable = self.inference.manager.servable(spec.name, _version(spec), spec.version_label)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
@@ -89,28 +89,19 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, core: PredictionCore) -> None:
-        self.core = core
+    def __init__(self, inference: Inference) -> None:
+        self.inference = inference
 
     def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest, context):
         spec = request.model_spec
         try:
-            states = self.core.manager.status(spec.name, _version(spec), spec.version_label)
+            states = self.inference.manager.status(spec.name, _version(spec), spec.version_label)
         except ServingError as error:
             context.abort(error.code, error.message)
         return model_status_response(states)
 
 
-def model_status_response(states) -> get_model_status_pb2.GetModelStatusResponse:
-    response = get_model_status_pb2.GetModelStatusResponse()
-    for version, state in states:
-        entry = response.model_version_status.add(version=version, state=state.state)
-        entry.status.error_code = grpc.StatusCode[state.error_code].value[0]
-        entry.status.error_message = state.error_message
-    return response
-
-
-def build_grpc_server(core: PredictionCore, port: int, workers: int) -> grpc.Server:
+def build_grpc_server(inference: Inference, port: int, workers: int) -> grpc.Server:
     """A started-on-demand gRPC server on all interfaces; SO_REUSEPORT off so a taken port fails loudly."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
@@ -120,8 +111,8 @@ def build_grpc_server(core: PredictionCore, port: int, workers: int) -> grpc.Ser
             ("grpc.so_reuseport", 0),
         ],
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(inference), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(inference), server)
     try:
         server.add_insecure_port(f"[::]:{port}")
     except RuntimeError as error:

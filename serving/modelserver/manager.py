@@ -101,8 +101,9 @@ class ModelManager:
         with self._poll_lock:
             current = self._models
             self._models = {
-                settings.name: (replace(current[settings.name], settings=settings) if settings.name in current
-                                else Model(settings))
+                settings.name: (
+                    replace(current[settings.name], settings=settings) if settings.name in current else Model(settings)
+                )
                 for settings in models
             }
         for name in sorted(current.keys() - self._models.keys()):

@@ -137,7 +137,10 @@ class ServingMetrics:
 
     def render(self) -> str:
         metrics = (
-            self.request_count, self.request_latency, self.runtime_latency, self.load_attempt_count,
+            self.request_count,
+            self.request_latency,
+            self.runtime_latency,
+            self.load_attempt_count,
             self.load_latency,
         )
         return "\n".join(line for metric in metrics for line in metric.render()) + "\n"

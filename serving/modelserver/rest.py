@@ -17,13 +17,12 @@ from google.protobuf import json_format
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from serving.contract import SERVING_SIGNATURE
 from serving.modelserver import rest_json
 from serving.modelserver.config import ConfigError
-from serving.modelserver.core import PredictionCore, signature_def_map
 from serving.modelserver.errors import ServingError, invalid_argument, not_found
-from serving.modelserver.grpc_service import model_status_response
+from serving.modelserver.inference import Inference, model_status_response, signature_def_map
 from serving.modelserver.metrics import CONTENT_TYPE
-from serving.modelserver.servable import DEFAULT_SIGNATURE
 
 MODEL_URL = re.compile(
     r"^/v1/models/(?P<model>[^/:]+)"
@@ -55,7 +54,7 @@ def _proto_dict(message) -> dict[str, Any]:
     )
 
 
-def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
+def create_app(inference: Inference, metrics_path: str | None) -> Flask:
     app = Flask("serving.modelserver")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
@@ -65,7 +64,7 @@ def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
         try:
             if match is None:
                 raise not_found(f"Malformed request: {request.method} {request.path}")
-            return _dispatch(core, match)
+            return _dispatch(inference, match)
         except ServingError as error:
             return _error(error)
 
@@ -73,7 +72,7 @@ def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
 
         @app.get(metrics_path)
         def prometheus() -> Response:
-            return Response(core.metrics.render(), mimetype=CONTENT_TYPE)
+            return Response(inference.metrics.render(), mimetype=CONTENT_TYPE)
 
     @app.errorhandler(404)
     def unknown_path(_error: Exception) -> Response:
@@ -101,23 +100,23 @@ def create_app(core: PredictionCore, metrics_path: str | None) -> Flask:
     return app
 
 
-def _dispatch(core: PredictionCore, match: re.Match) -> Response:
+def _dispatch(inference: Inference, match: re.Match) -> Response:
     model, label = match["model"], match["label"] or ""
     version = int(match["version"]) if match["version"] is not None else None
     if request.method == "GET" and match["verb"] is None:
         if match["metadata"]:
-            servable = core.manager.servable(model, version, label)
+            servable = inference.manager.servable(model, version, label)
             spec = {"name": servable.name, "signature_name": "", "version": str(servable.version)}
             signatures = _proto_dict(signature_def_map(servable))
             return _json({"model_spec": spec, "metadata": {"signature_def": signatures}})
-        return _json(_proto_dict(model_status_response(core.manager.status(model, version, label))))
+        return _json(_proto_dict(model_status_response(inference.manager.status(model, version, label))))
     if request.method == "POST" and match["verb"] == "predict" and not match["metadata"]:
-        with core.recorded(model, "REST"):
-            return _json(_predict(core, model, version, label))
+        with inference.recorded(model, "REST"):
+            return _json(_predict(inference, model, version, label))
     raise not_found(f"Malformed request: {request.method} {request.path}")
 
 
-def _predict(core: PredictionCore, model: str, version: int | None, label: str) -> dict[str, Any]:
+def _predict(inference: Inference, model: str, version: int | None, label: str) -> dict[str, Any]:
     data = _body()  # TF Serving ignores Content-Type
     try:
         body = json.loads(data, parse_constant=_refuse_constant)
@@ -126,10 +125,10 @@ def _predict(core: PredictionCore, model: str, version: int | None, label: str) 
     if body is None:
         raise invalid_argument("the request body is not valid JSON")
     signature_name, fmt, payload = rest_json.parse_predict_body(body)
-    servable = core.manager.servable(model, version, label)
-    signature = servable.signature(signature_name or DEFAULT_SIGNATURE)
+    servable = inference.manager.servable(model, version, label)
+    signature = servable.signature(signature_name or SERVING_SIGNATURE)
     inputs = rest_json.request_arrays(fmt, payload, signature.inputs)
-    outputs = core.run(servable, signature_name, inputs)
+    outputs = inference.run(servable, signature_name, inputs)
     return rest_json.response_body(fmt, outputs)
 
 
@@ -153,8 +152,8 @@ class DeadlineRequestHandler(WSGIRequestHandler):
 class RestServer:
     """The Flask app on a threaded WSGI server, run in a background thread."""
 
-    def __init__(self, core: PredictionCore, port: int, metrics_path: str | None) -> None:
-        app = create_app(core, metrics_path)
+    def __init__(self, inference: Inference, port: int, metrics_path: str | None) -> None:
+        app = create_app(inference, metrics_path)
         try:
             self._server: BaseWSGIServer = make_server(
                 "0.0.0.0", port, app, threaded=True, request_handler=DeadlineRequestHandler

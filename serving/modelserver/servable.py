@@ -20,11 +20,9 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from serving import tensors
+from serving.contract import SERVE_TAG, SERVING_SIGNATURE, WARMUP_FILE
 from serving.modelserver.errors import ServingError, failed_precondition, invalid_argument
 
-DEFAULT_SIGNATURE = "serving_default"
-SERVE_TAG = "serve"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 RUNNABLE_METHODS = ("tensorflow/serving/predict", "tensorflow/serving/classify", "tensorflow/serving/regress")
 
 SESSION_CONFIG = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=-1)  # negative: caller's thread
@@ -195,7 +193,7 @@ class Servable:
                 raise ValueError(f"{path}: only predict_log warmup records are supported")
             request = log.predict_log.request
             inputs = {alias: tensors.from_tensor_proto(proto) for alias, proto in request.inputs.items()}
-            signature = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            signature = request.model_spec.signature_name or SERVING_SIGNATURE
             self.runner(signature, list(inputs), request.output_filter)(inputs)
             count += 1
         return count

@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from serving.modelserver.batching import Batcher
+from serving.modelserver.batch_scheduler import Batcher
 from serving.modelserver.config import (
     ConfigError,
     ModelSettings,
@@ -15,8 +15,8 @@ from serving.modelserver.config import (
     prometheus_path,
     read_batching_parameters,
 )
-from serving.modelserver.core import PredictionCore
 from serving.modelserver.grpc_service import build_grpc_server
+from serving.modelserver.inference import Inference
 from serving.modelserver.manager import ModelManager
 from serving.modelserver.metrics import ServingMetrics
 from serving.modelserver.rest import RestServer
@@ -64,7 +64,7 @@ class ModelServer:
     def __init__(
         self,
         manager: ModelManager,
-        core: PredictionCore,
+        inference: Inference,
         grpc_port: int,
         rest_port: int,
         metrics_path: str | None,
@@ -77,33 +77,44 @@ class ModelServer:
         self.config_watch = config_watch
         self.grpc_port = grpc_port
         self.rest_port = rest_port
-        self._grpc = build_grpc_server(core, grpc_port, grpc_threads)
-        self._rest = RestServer(core, rest_port, metrics_path) if rest_port else None
+        self._grpc = build_grpc_server(inference, grpc_port, grpc_threads)
+        self._rest = RestServer(inference, rest_port, metrics_path) if rest_port else None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ModelServer:
-        models = load_model_settings(
-            args.model_config_file, args.model_name, args.model_base_path, args.models_dir
-        )
+        models = load_model_settings(args.model_config_file, args.model_name, args.model_base_path, args.models_dir)
         metrics = ServingMetrics()
         manager = ModelManager(
-            models, metrics, warm_up=args.enable_model_warmup, max_load_retries=args.max_num_load_retries,
+            models,
+            metrics,
+            warm_up=args.enable_model_warmup,
+            max_load_retries=args.max_num_load_retries,
             retry_interval=args.load_retry_interval_micros / 1e6,
         )
         batcher = None
         if args.enable_batching:
             batcher = Batcher(read_batching_parameters(args.batching_parameters_file))
-        core = PredictionCore(manager, metrics, batcher)
+        inference = Inference(manager, metrics, batcher)
         for model in models:
             log.info("Serving model %s from %s (%s)", model.name, model.base_path, model.policy)
         watch = None
         if args.model_config_file and args.model_config_file_poll_wait_seconds > 0:
-            watch = ConfigWatch(lambda: load_model_settings(args.model_config_file, args.model_name,
-                                                            args.model_base_path, args.models_dir),
-                                manager, args.model_config_file_poll_wait_seconds)
+            watch = ConfigWatch(
+                lambda: load_model_settings(
+                    args.model_config_file, args.model_name, args.model_base_path, args.models_dir
+                ),
+                manager,
+                args.model_config_file_poll_wait_seconds,
+            )
         return cls(
-            manager, core, args.port, args.rest_api_port, prometheus_path(args.monitoring_config_file),
-            args.file_system_poll_wait_seconds, args.grpc_max_threads, watch,
+            manager,
+            inference,
+            args.port,
+            args.rest_api_port,
+            prometheus_path(args.monitoring_config_file),
+            args.file_system_poll_wait_seconds,
+            args.grpc_max_threads,
+            watch,
         )
 
     def start(self) -> None:

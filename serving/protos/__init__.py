@@ -39,4 +39,3 @@ def unpack_signature_def_map(response: tfs_lite_pb2.GetModelMetadataResponse) ->
     if packed.type_url.rsplit("/", 1)[-1] != "tensorflow.serving.SignatureDefMap":
         raise MetadataError(f"unexpected type {packed.type_url!r} under {SIGNATURE_DEF_KEY!r}")
     return tfs_lite_pb2.SignatureDefMap.FromString(packed.value)
-

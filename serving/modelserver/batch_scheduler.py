@@ -47,17 +47,16 @@ class Batcher:
     def run(self, runner: SignatureRunner, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = _rows(inputs)
         if rows > self.max_batch_size:
-            raise invalid_argument(
-                f"Task size {rows} is larger than maximum batch size {self.max_batch_size}"
-            )
+            raise invalid_argument(f"Task size {rows} is larger than maximum batch size {self.max_batch_size}")
         shapes = sorted((alias, array.dtype.str, array.shape[1:]) for alias, array in inputs.items())
         key = (id(runner), *shapes)
         task = Task(runner, inputs, rows)
         with self._cv:
             queue = self._queues.setdefault(key, [])
             if sum(t.rows for t in queue) + rows > self.max_enqueued * self.max_batch_size:
-                raise ServingError(grpc.StatusCode.UNAVAILABLE,
-                                   "The batch scheduling queue to which this task was submitted is full")
+                raise ServingError(
+                    grpc.StatusCode.UNAVAILABLE, "The batch scheduling queue to which this task was submitted is full"
+                )
             queue.append(task)
             self._cv.notify()
         task.done.wait()
