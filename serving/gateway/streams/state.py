@@ -1,0 +1,84 @@
+"""What the store keeps per stream, and its compact encoding (JSON with arrays as base64 float bytes).
+
+Bounded by the model's constants: the readings since the current chunk's start (at most one chunk), the
+valid per-point errors the score's baseline needs (at most `history_points`), the last event and the
+answer to the last append (for retries). Nothing grows with the stream's age beyond that.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from serving.anomaly_scoring import ScoreParams
+
+RECENT_EVENTS = 10
+ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64}
+
+
+@dataclass
+class StreamState:
+    """One stream: the model version it started with, its grid, its score history and its events."""
+
+    model: str
+    version: int
+    sensors: list[str]
+    interval_seconds: float
+    history_length: int
+    chunk_points: int
+    max_gap_steps: int
+    history_points: int
+    score: ScoreParams
+    threshold: float
+    sensitivity: float | None
+    created: float
+    anchor: float | None = None  # epoch seconds of grid step 0 (moved when a clock shift takes the next step)
+    last_step: int = -1
+    end: float | None = None  # the last reading's time: an append extends exactly this
+    last_values: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the last reading, as sent
+    points: int = 0  # grid points so far, filled ones included
+    part_start: int = 0  # grid index where the current gap-free part starts
+    readings: int = 0
+    appends: int = 0
+    context_start: int = 0  # grid index of context[0]
+    context: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    errors: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # valid errors, oldest first
+    event: dict[str, Any] | None = None  # the last event (grid indices, times, peak, points flagged)
+    recent_events: list[dict[str, Any]] = field(default_factory=list)
+    last_append: dict[str, Any] | None = None  # {"after", "digest", "response"} of the last applied append
+
+    def to_blob(self) -> bytes:
+        document = asdict(self)
+        for name in ARRAYS:
+            array = np.ascontiguousarray(getattr(self, name), dtype=ARRAYS[name])
+            document[name] = {"shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode()}
+        return orjson.dumps(document)
+
+    @classmethod
+    def from_blob(cls, blob: bytes) -> StreamState:
+        document = orjson.loads(blob)
+        for name, dtype in ARRAYS.items():
+            packed = document[name]
+            document[name] = np.frombuffer(base64.b64decode(packed["data"]), dtype=dtype).reshape(packed["shape"])
+        document["score"] = ScoreParams(**document["score"])
+        return cls(**document)
+
+    def summary(self) -> dict[str, Any]:
+        """The public view of GET /v1/streams/{id}."""
+        return {
+            "model": {"name": self.model, "version": self.version},
+            "sensors": self.sensors,
+            "interval_seconds": self.interval_seconds,
+            "threshold": self.threshold,
+            "sensitivity": self.sensitivity,
+            "end": self.end,
+            "readings": self.readings,
+            "appends": self.appends,
+            "grid_points": self.points,
+            "history_points": int(self.errors.size),
+            "recent_events": self.recent_events,
+        }
