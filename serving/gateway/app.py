@@ -23,6 +23,9 @@ from serving.gateway.digits import DigitService
 from serving.gateway.errors import ApiError
 from serving.gateway.jsonio import error_response
 from serving.gateway.model_registry import ModelRegistry
+from serving.gateway.streams import routes as stream_routes
+from serving.gateway.streams.service import StreamService
+from serving.gateway.streams.store import open_store
 from serving.gateway.upstream import UpstreamClient
 
 log = logging.getLogger("serving.gateway")
@@ -60,7 +63,10 @@ def create_app(config: GatewayConfig) -> Flask:
     upstream = UpstreamClient(config.upstream, retries=config.upstream_retries)
     registry = ModelRegistry(config.models_config, config.anomaly_model, config.mnist_model)
     digits = DigitService(upstream, config)
-    routes_api.register(app, config, digits, AnomalyService(upstream, registry, config))
+    anomaly = AnomalyService(upstream, registry, config)
+    routes_api.register(app, config, digits, anomaly)
+    store = open_store(config.stream_store, timeout_seconds=config.stream_store_timeout_seconds)
+    stream_routes.register(app, config, StreamService(store, anomaly, config))
     routes_ops.register(app, config, upstream, registry)
     routes_pages.register(app, config)
     _install_hooks(app)

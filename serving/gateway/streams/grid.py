@@ -27,6 +27,7 @@ class NewPoints:
     values: np.ndarray
     reading_at: np.ndarray
     part_starts: list[int]  # global indices of the parts that start inside this append
+    part_before: int  # where the part in force before this append started
 
 
 def place(state: StreamState, times: np.ndarray, values: np.ndarray) -> NewPoints:
@@ -42,7 +43,7 @@ def place(state: StreamState, times: np.ndarray, values: np.ndarray) -> NewPoint
         row = int(np.argmax(spacing < interval / 2)) + times.size - previous.size
         raise ApiError(422, "readings_too_close", f"point {row} is less than half the model's interval "
                        f"({interval:g} s) after the reading before it; a stream takes one reading per step")
-    first = state.points
+    first, part_before = state.points, state.part_start
     out_times: list[float] = []
     out_values: list[np.ndarray] = []
     reading_at = np.empty(times.size, dtype=np.int64)
@@ -73,4 +74,4 @@ def place(state: StreamState, times: np.ndarray, values: np.ndarray) -> NewPoint
         state.end = moment
         state.last_values = np.asarray(row, dtype=np.float64)
     return NewPoints(first, np.array(out_times), np.array(out_values, dtype=np.float64).reshape(-1, values.shape[1]),
-                     reading_at, part_starts)
+                     reading_at, part_starts, part_before)
