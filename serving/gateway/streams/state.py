@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from serving.anomaly_scoring import ScoreParams
+from serving.gateway.segments import format_timestamp
 
 RECENT_EVENTS = 10
 ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64}
@@ -75,7 +76,7 @@ class StreamState:
             "interval_seconds": self.interval_seconds,
             "threshold": self.threshold,
             "sensitivity": self.sensitivity,
-            "end": self.end,
+            "end": None if self.end is None else format_timestamp(self.end),
             "readings": self.readings,
             "appends": self.appends,
             "grid_points": self.points,
