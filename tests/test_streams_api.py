@@ -22,7 +22,7 @@ SERIES_CSV = SHARED_DATA / "nab/data/artificialWithAnomaly/art_daily_jumpsup.csv
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
 def streams_gateway(request: pytest.FixtureRequest, model_server: Any,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
-    settings = {"stream_max_per_key": 50, "anomaly_chunk_points": 64}
+    settings = {"stream_max_per_key": 5, "anomaly_chunk_points": 64}
     if request.param == "redis":
         settings["stream_store"] = request.getfixturevalue("redis_server").url
     handle = start_gateway(model_server.grpc_target, log_dir=tmp_path_factory.mktemp("streams"), **settings)
@@ -98,3 +98,119 @@ def test_a_series_appended_in_pieces_scores_as_the_whole(streams_gateway: Gatewa
     assert (summary["readings"], summary["end"], summary["model"]) == (len(stamps), stamps[-1], expected["model"])
     assert requests.delete(f"{url}/v1/streams/pump-7", timeout=10).status_code == 204
     assert requests.get(f"{url}/v1/streams/pump-7", timeout=10).status_code == 404
+
+
+def test_a_retried_append_gets_the_same_answer_and_changes_nothing(streams_gateway: GatewayHandle) -> None:
+    url = streams_gateway.url
+    stamps, values = read_series(60)
+    assert put(url, "retry").status_code == 201
+    first = append(url, "retry", None, stamps[:30], values[:30])
+    assert first.status_code == 200
+    again = append(url, "retry", None, stamps[:30], values[:30])
+    assert again.status_code == 200 and again.content == first.content
+    assert requests.get(f"{url}/v1/streams/retry", timeout=10).json()["readings"] == 30
+    end = first.json()["end"]
+    assert end == stamps[29]
+    # extending anything but the end, overlapping it, going back in time, or changing a sent append: 409 + the end
+    for after, body_stamps, body_values in (
+        (stamps[10], stamps[30:40], values[30:40]),
+        (None, stamps[30:40], values[30:40]),
+        (end, stamps[25:35], values[25:35]),
+        (end, stamps[5:6], values[5:6]),
+        (None, stamps[:30], [v + 1 for v in values[:30]]),
+    ):
+        conflict = append(url, "retry", after, body_stamps, body_values)
+        assert conflict.status_code == 409, conflict.text
+        assert conflict.json()["error"]["code"] == "stream_conflict"
+        assert end in conflict.json()["error"]["message"] and conflict.headers["X-Stream-End"] == end
+    assert requests.get(f"{url}/v1/streams/retry", timeout=10).json()["readings"] == 30
+    nxt = append(url, "retry", end, stamps[30:], values[30:])
+    assert nxt.status_code == 200 and nxt.json()["end"] == stamps[-1] and nxt.json()["appends"] == 2
+    assert requests.delete(f"{url}/v1/streams/retry", timeout=10).status_code == 204
+
+
+def test_racing_appends_to_one_stream_apply_once_and_other_streams_go_on(streams_gateway: GatewayHandle) -> None:
+    url = streams_gateway.url
+    stamps, values = read_series(40)
+    for name in ("race", "calm"):
+        assert put(url, name).status_code == 201
+        assert append(url, name, None, stamps[:20], values[:20]).status_code == 200
+    results: dict[str, list[int]] = {"race": [], "calm": []}
+    barrier = threading.Barrier(7)
+
+    def racer(n: int) -> None:  # six appends extend the same end with different readings
+        barrier.wait()
+        results["race"].append(append(url, "race", stamps[19], stamps[20:20 + n + 1], values[20:20 + n + 1])
+                               .status_code)
+
+    def calm() -> None:
+        barrier.wait()
+        after = stamps[19]
+        for i in range(20, 40):
+            answer = append(url, "calm", after, [stamps[i]], [values[i]])
+            results["calm"].append(answer.status_code)
+            after = answer.json()["end"]
+
+    threads = [threading.Thread(target=racer, args=(n,)) for n in range(6)] + [threading.Thread(target=calm)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results["race"]) == [200] + [409] * 5
+    assert results["calm"] == [200] * 20
+    race = requests.get(f"{url}/v1/streams/race", timeout=10).json()
+    assert race["appends"] == 2 and 21 <= race["readings"] <= 26
+    for name in ("race", "calm"):
+        assert requests.delete(f"{url}/v1/streams/{name}", timeout=10).status_code == 204
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "code"), [
+    ("PUT", "/v1/streams/bad:id", {}, 400, "invalid_stream_id"),
+    ("PUT", "/v1/streams/x", {"model": "no-such-model"}, 404, "unknown_model"),
+    ("PUT", "/v1/streams/x", {"sensors": ["temperature"]}, 422, "sensor_mismatch"),
+    ("PUT", "/v1/streams/x", {"interval_seconds": 7}, 422, "interval_mismatch"),
+    ("PUT", "/v1/streams/x", {"sensitivity": 2}, 422, "invalid_parameter"),
+    ("PUT", "/v1/streams/x", {"sensitivity": 0.5, "threshold": 0.9}, 400, "conflicting_parameters"),
+    ("PUT", "/v1/streams/x", [1, 2], 400, "invalid_stream"),
+    ("GET", "/v1/streams/never-made", None, 404, "unknown_stream"),
+    ("DELETE", "/v1/streams/never-made", None, 404, "unknown_stream"),
+    ("POST", "/v1/streams/never-made:append", {"after": None, "timestamps": [0], "values": [1]}, 404,
+     "unknown_stream"),
+    ("POST", "/v1/streams/valid:append", {"timestamps": [0], "values": [1]}, 400, "invalid_series"),
+    ("POST", "/v1/streams/valid:append", {"after": None, "timestamps": [0, 1], "values": [1]}, 422,
+     "length_mismatch"),
+    ("POST", "/v1/streams/valid:append", {"after": None, "timestamps": [0, 300], "values": [1, None]}, 422,
+     "missing_value"),
+    ("POST", "/v1/streams/valid:append", {"after": None, "timestamps": [0, 10], "values": [1, 2]}, 422,
+     "readings_too_close"),
+    ("POST", "/v1/streams/valid:append", {"after": "yesterday", "timestamps": [0], "values": [1]}, 422,
+     "invalid_timestamp"),
+])
+def test_bad_requests_get_json_errors(streams_gateway: GatewayHandle, method: str, path: str, body: Any,
+                                      status: int, code: str) -> None:
+    assert put(streams_gateway.url, "valid").status_code == 201
+    answer = requests.request(method, streams_gateway.url + path, json=body, timeout=10)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), answer.text
+    assert requests.get(f"{streams_gateway.url}/v1/streams/valid", timeout=10).json()["readings"] == 0
+
+
+def test_an_append_must_be_json(streams_gateway: GatewayHandle) -> None:
+    assert put(streams_gateway.url, "valid").status_code == 201
+    answer = requests.post(f"{streams_gateway.url}/v1/streams/valid:append", data="timestamp,value\n",
+                           headers={"Content-Type": "text/csv"}, timeout=10)
+    assert answer.status_code == 415 and answer.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_streams_per_key_are_capped(streams_gateway: GatewayHandle) -> None:
+    url = streams_gateway.url
+    live = [f"cap-{i}" for i in range(5)]
+    requests.delete(f"{url}/v1/streams/valid", timeout=10)
+    for name in live:
+        assert put(url, name).status_code == 201
+    assert put(url, live[0], sensitivity=0.9).status_code == 201  # re-initialising is not one more
+    refused = put(url, "cap-extra")
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "too_many_streams"
+    for name in live:
+        assert requests.delete(f"{url}/v1/streams/{name}", timeout=10).status_code == 204
+    assert put(url, "cap-extra").status_code == 201
+    assert requests.delete(f"{url}/v1/streams/cap-extra", timeout=10).status_code == 204
