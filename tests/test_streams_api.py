@@ -15,6 +15,7 @@ import requests
 
 from tests.conftest import SHARED_DATA, require
 from tests.fixtures_gateway import GatewayHandle, start_gateway
+from tests.test_gateway_integration import check_schema
 
 SERIES_CSV = SHARED_DATA / "nab/data/artificialWithAnomaly/art_daily_jumpsup.csv"
 
@@ -81,6 +82,8 @@ def test_a_series_appended_in_pieces_scores_as_the_whole(streams_gateway: Gatewa
         events.update({event["start"]: event for event in body["events"]})
         after = body["end"]
     expected = whole.json()
+    document = requests.get(f"{url}/openapi.json", timeout=10).json()
+    check_schema(document, "AppendResponse", body)
     assert [p["timestamp"] for p in streamed] == [p["timestamp"] for p in expected["points"]]
     want = np.array([np.nan if p["score"] is None else p["score"] for p in expected["points"]])
     got = np.array([np.nan if p["score"] is None else p["score"] for p in streamed])
@@ -95,6 +98,7 @@ def test_a_series_appended_in_pieces_scores_as_the_whole(streams_gateway: Gatewa
     assert batch_events, "the jump must raise an alarm"
     assert [(e["start"], e["end"], e["points"], e["peak_at"]) for e in events.values()] == batch_events
     summary = requests.get(f"{url}/v1/streams/pump-7", timeout=10).json()
+    check_schema(document, "StreamSummary", summary)
     assert (summary["readings"], summary["end"], summary["model"]) == (len(stamps), stamps[-1], expected["model"])
     assert requests.delete(f"{url}/v1/streams/pump-7", timeout=10).status_code == 204
     assert requests.get(f"{url}/v1/streams/pump-7", timeout=10).status_code == 404

@@ -17,6 +17,14 @@ CURL_EXAMPLES: dict[str, tuple[str, ...]] = {
         f"curl --data-binary @sensors.csv -H 'Content-Type: text/csv' {BASE_URL}/v1/anomaly:score",
         f"curl -F file=@sensors.csv -F sensitivity=0.7 {BASE_URL}/v1/anomaly:score",
     ),
+    "/v1/streams/{stream_id}": (
+        f"curl -X PUT -H 'Content-Type: application/json' -d '{{\"sensitivity\": 0.7}}' {BASE_URL}/v1/streams/pump-7",
+        f"curl {BASE_URL}/v1/streams/pump-7",
+    ),
+    "/v1/streams/{stream_id}:append": (
+        "curl -H 'Content-Type: application/json' -d '{\"after\": null, \"timestamps\": "
+        f"[\"2014-04-01T00:00:00Z\"], \"values\": [20.1]}}' {BASE_URL}/v1/streams/pump-7:append",
+    ),
     "/v1/models": (f"curl {BASE_URL}/v1/models",),
     "/healthz": (f"curl {BASE_URL}/healthz",),
     "/readyz": (f"curl {BASE_URL}/readyz",),
