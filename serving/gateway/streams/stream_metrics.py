@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge
 
 ACTIVE = Gauge("gateway_streams_active", "Live streams in the store (every owner), as last counted.",
                multiprocess_mode="livemostrecent")
-APPENDS = Counter("gateway_stream_appends", "Stream appends by outcome (applied, replayed, conflict, rejected).",
+APPENDS = Counter("gateway_stream_appends", "Stream appends by outcome (applied, replayed).",
                   ["outcome"])
 POINTS = Counter("gateway_stream_points", "Readings appended to streams.")
 EVENTS = Counter("gateway_stream_events", "Stream events opened and closed.", ["change"])
