@@ -1,4 +1,4 @@
-"""What the store keeps per stream, and its compact encoding (JSON with arrays as base64 float bytes).
+"""What the store keeps per stream, and its compact encoding (zlib-compressed JSON, arrays as base64 floats).
 
 Bounded by the model's constants: the readings since the current chunk's start (at most one chunk), the
 valid per-point errors the score's baseline needs (at most `history_points`), the last event and the
@@ -8,6 +8,7 @@ answer to the last append (for retries). Nothing grows with the stream's age bey
 from __future__ import annotations
 
 import base64
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from serving.anomaly_scoring import ScoreParams
 from serving.gateway.segments import format_timestamp
 
 RECENT_EVENTS = 10
+COMPRESSION_LEVEL = 1  # the fastest: the stored answer to the last append (JSON) shrinks several times
 ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64}
 
 
@@ -57,11 +59,11 @@ class StreamState:
         for name in ARRAYS:
             array = np.ascontiguousarray(getattr(self, name), dtype=ARRAYS[name])
             document[name] = {"shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode()}
-        return orjson.dumps(document)
+        return zlib.compress(orjson.dumps(document), COMPRESSION_LEVEL)
 
     @classmethod
     def from_blob(cls, blob: bytes) -> StreamState:
-        document = orjson.loads(blob)
+        document = orjson.loads(zlib.decompress(blob))
         for name, dtype in ARRAYS.items():
             packed = document[name]
             document[name] = np.frombuffer(base64.b64decode(packed["data"]), dtype=dtype).reshape(packed["shape"])
