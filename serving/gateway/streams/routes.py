@@ -20,6 +20,13 @@ APPEND_ROUTE = "/v1/streams/<stream_id>:append"
 
 
 def register(app: Flask, config: GatewayConfig, streams: StreamService) -> None:
+    @app.before_request
+    def count_streams_for_a_scrape() -> None:
+        # Each scrape counts the live streams and so also probes the store: an idle gateway whose store is
+        # down shows store errors too (alert StreamStoreUnreachable).
+        if request.path == "/metrics":
+            streams.refresh_active()
+
     @app.put(STREAM_ROUTE)
     def create_stream(stream_id: str) -> Response:
         options = _json_body() if request.content_length else {}

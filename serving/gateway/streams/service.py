@@ -15,7 +15,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import grpc
@@ -47,6 +47,7 @@ class StreamService:
         self.anomaly = anomaly
         self.config = config
         self._counted_at = 0.0
+        metrics.initialise()
 
     # ------------------------------------------------------------ create, read, delete
 
@@ -190,6 +191,11 @@ class StreamService:
             retry = str(max(1, round(self.config.stream_store_retry_seconds)))
             raise ApiError(503, "store_unavailable", f"the stream store is unavailable ({exc}); retry later",
                            {"Retry-After": retry}) from None
+
+    def refresh_active(self) -> None:
+        """Recount the active-streams gauge now; a store that is down counts as a store error, nothing more."""
+        with suppress(ApiError):
+            self._recount(force=True)
 
     def _recount(self, force: bool = False) -> None:
         """Refresh the active-streams gauge (at most every few seconds from appends: it costs a round trip)."""

@@ -14,3 +14,14 @@ EVENTS = Counter("gateway_stream_events", "Stream events opened and closed.", ["
 STORE_OPERATIONS = Counter("gateway_stream_store_operations", "Stream store calls (round trips).", ["operation"])
 STORE_ERRORS = Counter("gateway_stream_store_errors", "Stream store calls that failed (store unreachable).",
                        ["operation"])
+
+
+def initialise() -> None:
+    """Every label value at zero from the start, so rates and the store alert work before the first error."""
+    for outcome in ("applied", "replayed"):
+        APPENDS.labels(outcome)
+    for change in ("opened", "closed"):
+        EVENTS.labels(change)
+    for operation in ("create", "get", "replace", "delete", "count"):
+        STORE_OPERATIONS.labels(operation)
+        STORE_ERRORS.labels(operation)
