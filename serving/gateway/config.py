@@ -56,7 +56,7 @@ class GatewayConfig:
     stream_store: str = "sqlite:///streams.db"  # or redis://host:6379/0 (docs/streams.md)
     stream_ttl_seconds: float = 7 * 24 * 3600.0  # an idle stream expires after this long without an append
     stream_max_per_key: int = 1000  # live streams per API key (or in all without keys); 0: no limit
-    stream_history_points: int = 20_000  # scored errors a stream keeps for its baseline
+    stream_history_points: int = 20_000  # most scored errors a stream keeps (docs/streams.md)
     stream_max_append_points: int = 10_000
     stream_store_timeout_seconds: float = 1.0
     stream_store_retry_seconds: float = 1.0  # the Retry-After of a 503 while the store is down

@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 from serving import anomaly_scoring
+from serving.anomaly_scoring import ScoreParams
 from serving.gateway.anomaly import AnomalyService
 from serving.gateway.catalog import WINDOW_INPUT
 from serving.gateway.config import GatewayConfig
@@ -73,7 +74,7 @@ class StreamService:
             model=model, version=info.version, sensors=list(info.sensor_names),
             interval_seconds=info.interval_seconds, history_length=info.history_length,
             chunk_points=max(self.config.anomaly_chunk_points, info.history_length + 1),
-            max_gap_steps=self.config.max_gap_steps, history_points=self.config.stream_history_points,
+            max_gap_steps=self.config.max_gap_steps, history_points=_history_points(info.score, self.config),
             score=info.score, threshold=threshold, sensitivity=sensitivity, created=time.time())
         with self._store("create"):
             try:
@@ -204,6 +205,16 @@ class StreamService:
             self._counted_at = now
             with self._store("count"):
                 metrics.ACTIVE.set(self.store.count())
+
+
+def _history_points(score: ScoreParams, config: GatewayConfig) -> int:
+    """Errors a stream keeps: what the score of its next point can depend on, within the configured cap.
+
+    A score looks back `baseline_points + average_points`; which of those points count (extreme ones early in
+    an event do not) was decided looking back as far again, plus an event's length.
+    """
+    needed = 2 * (score.baseline_points + score.average_points) + score.event_gap_points
+    return min(needed, config.stream_history_points)
 
 
 def _check_id(stream_id: str) -> None:
