@@ -454,6 +454,6 @@ def openapi_document(config: GatewayConfig) -> dict[str, Any]:
         "components": {"schemas": {**_schemas(config), **stream_schemas(config)}},
     }
     for path, item in document["paths"].items():
-        for operation in item.values():
-            operation["x-codeSamples"] = code_samples(path)
+        for method, operation in item.items():
+            operation["x-codeSamples"] = code_samples(path, method)
     return document
