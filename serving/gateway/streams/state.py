@@ -1,8 +1,9 @@
 """What the store keeps per stream, and its compact encoding (zlib-compressed JSON, arrays as base64 floats).
 
 Bounded by the model's constants: the readings since the current chunk's start (at most one chunk), the
-valid per-point errors the score's baseline needs (at most `history_points`), the last event and the
-answer to the last append (for retries). Nothing grows with the stream's age beyond that.
+valid per-point errors the score's baseline needs (at most `history_points`), the range of the readings so
+far, the last event and the answer to the last append (for retries). Nothing grows with the stream's age
+beyond that.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from serving.gateway.segments import format_timestamp
 
 RECENT_EVENTS = 10
 COMPRESSION_LEVEL = 1  # the fastest: the stored answer to the last append (JSON) shrinks several times
-ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64}
+ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64, "low": np.float64,
+          "high": np.float64}
 
 
 @dataclass
@@ -50,6 +52,8 @@ class StreamState:
     context_start: int = 0  # grid index of context[0]
     context: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     errors: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # valid errors, oldest first
+    low: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per sensor, over every grid point so far
+    high: np.ndarray = field(default_factory=lambda: np.zeros(0))
     event: dict[str, Any] | None = None  # the last event (grid indices, times, peak, points flagged)
     recent_events: list[dict[str, Any]] = field(default_factory=list)
     last_append: dict[str, Any] | None = None  # {"after", "digest", "response"} of the last applied append
