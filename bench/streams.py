@@ -36,7 +36,7 @@ from serving.gateway.streams.store import open_store
 APPEND_ENDPOINT = "/v1/streams/<stream_id>:append"
 WARMUP_POINTS = 100
 MEMORY_SAMPLE_APPENDS = 200  # one-reading appends after the warm-up: the stream whose state the memory test copies
-COUNTER = re.compile(r'^gateway_stream_(store_operations|appends)_total\{[^}]*\} (\S+)$')
+COUNTER = re.compile(r"^gateway_stream_(store_operations|appends)_total\{[^}]*\} (\S+)$")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,9 +65,25 @@ def redis_server(folder: Path) -> Iterator[str]:
         raise SystemExit("redis-server not found: install the Debian package (apt-get install -y redis-server)")
     port = stack.free_port()
     folder.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([path, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                                "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            path,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(folder),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     try:
         store = open_store(url, timeout_seconds=1.0)
@@ -103,9 +119,10 @@ def store_url(kind: str, folder: Path) -> Iterator[str]:
 def readings(start: int, count: int, interval: float) -> dict[str, list]:
     """A daily sine with a little deterministic wobble, `count` readings from step `start`."""
     steps = range(start, start + count)
-    return {"timestamps": [1_700_000_000 + k * interval for k in steps],
-            "values": [20 + 10 * math.sin(2 * math.pi * k * interval / 86_400) + 0.3 * math.sin(k * 1.7)
-                       for k in steps]}
+    return {
+        "timestamps": [1_700_000_000 + k * interval for k in steps],
+        "values": [20 + 10 * math.sin(2 * math.pi * k * interval / 86_400) + 0.3 * math.sin(k * 1.7) for k in steps],
+    }
 
 
 def client_process(url: str, streams: list[str], interval: float, duration: float, queue: Any) -> None:
@@ -171,9 +188,10 @@ def measure_level(url: str, concurrency: int, duration: float, interval: float) 
     processes = min(4, concurrency)
     queue: Any = multiprocessing.Queue()
     before, before_histograms = counters(url), gatewaymetrics.snapshot(url)
-    children = [multiprocessing.Process(target=client_process,
-                                        args=(url, streams[k::processes], interval, duration, queue))
-                for k in range(processes)]
+    children = [
+        multiprocessing.Process(target=client_process, args=(url, streams[k::processes], interval, duration, queue))
+        for k in range(processes)
+    ]
     started = time.monotonic()
     for child in children:
         child.start()
@@ -190,8 +208,11 @@ def measure_level(url: str, concurrency: int, duration: float, interval: float) 
         "appends_per_s": round(len(millis) / elapsed, 1),
         "errors": sum(errors for _, errors in results),
         "latency_ms": summarize(millis) if len(millis) > 1 else {},
-        "store_round_trips_per_append": round((after.get("store_operations", 0) - before.get("store_operations", 0))
-                                              / appends, 3) if appends else None,
+        "store_round_trips_per_append": round(
+            (after.get("store_operations", 0) - before.get("store_operations", 0)) / appends, 3
+        )
+        if appends
+        else None,
         "stage_means_ms": gatewaymetrics.stage_means_ms(before_histograms, after_histograms, APPEND_ENDPOINT),
     }
 
@@ -211,8 +232,13 @@ def measure_memory(kind: str, folder: Path, blob: bytes, count: int) -> dict[str
         used = _used_bytes(kind, url) - baseline
         assert store.count() == count
         store.close()
-    return {"streams": count, "blob_bytes": len(blob), "store_bytes": used,
-            "bytes_per_stream": round(used / count, 1), "write_s": round(seconds, 2)}
+    return {
+        "streams": count,
+        "blob_bytes": len(blob),
+        "store_bytes": used,
+        "bytes_per_stream": round(used / count, 1),
+        "write_s": round(seconds, 2),
+    }
 
 
 def _used_bytes(kind: str, url: str) -> int:
@@ -228,33 +254,50 @@ def _used_bytes(kind: str, url: str) -> int:
 
 
 def run_store(kind: str, args: argparse.Namespace, upstream: str, folder: Path, interval: float) -> dict[str, Any]:
-    with store_url(kind, folder / kind) as url, stack.gateway(
-            upstream, folder, f"gateway-{kind}", args.workers,
-            {"GATEWAY_STREAM_STORE": url, "GATEWAY_STREAM_MAX_PER_KEY": "0"}) as gateway:
+    with (
+        store_url(kind, folder / kind) as url,
+        stack.gateway(
+            upstream,
+            folder,
+            f"gateway-{kind}",
+            args.workers,
+            {"GATEWAY_STREAM_STORE": url, "GATEWAY_STREAM_MAX_PER_KEY": "0"},
+        ) as gateway,
+    ):
         levels = []
         for concurrency in args.concurrency:
             row = measure_level(gateway.url, concurrency, args.duration, interval)
             latency = row["latency_ms"]
-            print(f"{kind:7} {concurrency:4} streams  {row['appends_per_s']:8.1f} appends/s  "
-                  f"p50 {latency.get('p50_ms', 0):7.1f} ms  p99 {latency.get('p99_ms', 0):7.1f} ms  "
-                  f"{row['store_round_trips_per_append']} store round trips/append  errors {row['errors']}",
-                  flush=True)
+            print(
+                f"{kind:7} {concurrency:4} streams  {row['appends_per_s']:8.1f} appends/s  "
+                f"p50 {latency.get('p50_ms', 0):7.1f} ms  p99 {latency.get('p99_ms', 0):7.1f} ms  "
+                f"{row['store_round_trips_per_append']} store round trips/append  errors {row['errors']}",
+                flush=True,
+            )
             levels.append(row)
         request(gateway.url, "PUT", "/v1/streams/memory-sample", {})
-        after = request(gateway.url, "POST", "/v1/streams/memory-sample:append",
-                        {"after": None, **readings(0, WARMUP_POINTS, interval)})["end"]
+        after = request(
+            gateway.url,
+            "POST",
+            "/v1/streams/memory-sample:append",
+            {"after": None, **readings(0, WARMUP_POINTS, interval)},
+        )["end"]
         for step in range(WARMUP_POINTS, WARMUP_POINTS + MEMORY_SAMPLE_APPENDS):  # as a live stream grows
-            after = request(gateway.url, "POST", "/v1/streams/memory-sample:append",
-                            {"after": after, **readings(step, 1, interval)})["end"]
+            after = request(
+                gateway.url, "POST", "/v1/streams/memory-sample:append", {"after": after, **readings(step, 1, interval)}
+            )["end"]
         sample = open_store(url, timeout_seconds=5.0)
         record = sample.get("", "memory-sample")
         sample.close()
     assert record is not None
     memory = measure_memory(kind, folder, record.blob, args.memory_streams)
     memory["stream_points"] = WARMUP_POINTS + MEMORY_SAMPLE_APPENDS
-    print(f"{kind:7} {memory['streams']} streams of {memory['stream_points']} points: "
-          f"{memory['store_bytes'] / 2**20:.1f} MiB ({memory['bytes_per_stream']:.0f} bytes per stream; "
-          f"state blob {memory['blob_bytes']} bytes)", flush=True)
+    print(
+        f"{kind:7} {memory['streams']} streams of {memory['stream_points']} points: "
+        f"{memory['store_bytes'] / 2**20:.1f} MiB ({memory['bytes_per_stream']:.0f} bytes per stream; "
+        f"state blob {memory['blob_bytes']} bytes)",
+        flush=True,
+    )
     return {"levels": levels, "memory": memory}
 
 
@@ -269,16 +312,22 @@ def plot(results: dict[str, Any], path: Path) -> None:
         levels = [row["concurrency"] for row in result["levels"]]
         top.plot(levels, [row["appends_per_s"] for row in result["levels"]], marker="o", label=kind)
         for cut, style in (("p50_ms", "-"), ("p99_ms", "--")):
-            bottom.plot(levels, [row["latency_ms"].get(cut, 0) for row in result["levels"]], marker="o",
-                        linestyle=style, label=f"{kind} {cut[:3]}")
+            bottom.plot(
+                levels,
+                [row["latency_ms"].get(cut, 0) for row in result["levels"]],
+                marker="o",
+                linestyle=style,
+                label=f"{kind} {cut[:3]}",
+            )
     top.set_ylabel("appends/s (1 reading each)")
     bottom.set_ylabel("append latency (ms)")
     for axis in (top, bottom):
         axis.set_xlabel("concurrent streams")
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle(f"stream appends, {results['settings']['duration_s']:g} s per level, "
-                    f"{results['machine']['cpus']} CPUs")
+    figure.suptitle(
+        f"stream appends, {results['settings']['duration_s']:g} s per level, {results['machine']['cpus']} CPUs"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -290,8 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-streams-"))
     results: dict[str, Any] = {
         "machine": {"cpus": multiprocessing.cpu_count(), "python": sys.version.split()[0]},
-        "settings": {"duration_s": args.duration, "concurrency": args.concurrency, "workers": args.workers,
-                     "warmup_points": WARMUP_POINTS},
+        "settings": {
+            "duration_s": args.duration,
+            "concurrency": args.concurrency,
+            "workers": args.workers,
+            "warmup_points": WARMUP_POINTS,
+        },
         "stores": {},
     }
     try:

@@ -29,8 +29,13 @@ class StreamPoint:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StreamPoint:
-        return cls(parse_timestamp(data["timestamp"]), data["score"], bool(data["is_anomaly"]),
-                   bool(data["alarm"]), data.get("unscored"))
+        return cls(
+            parse_timestamp(data["timestamp"]),
+            data["score"],
+            bool(data["is_anomaly"]),
+            bool(data["alarm"]),
+            data.get("unscored"),
+        )
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,13 @@ class StreamEvent:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StreamEvent:
-        return cls(parse_timestamp(data["start"]), parse_timestamp(data["end"]), int(data["points"]),
-                   float(data["peak_score"]), str(data["status"]))
+        return cls(
+            parse_timestamp(data["start"]),
+            parse_timestamp(data["end"]),
+            int(data["points"]),
+            float(data["peak_score"]),
+            str(data["status"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -70,12 +80,16 @@ class LiveStream:
     def append(self, timestamps: Sequence[Any], values: Values) -> StreamAppend:
         """Score new readings: timestamps after `end` with one value per sensor (a sequence or a mapping)."""
         body = series_body(list(timestamps), values).json
-        answer = self._http.request("POST", f"/v1/streams/{self.stream_id}:append",
-                                    json={"after": self.end, **(body or {})}).json()
+        answer = self._http.request(
+            "POST", f"/v1/streams/{self.stream_id}:append", json={"after": self.end, **(body or {})}
+        ).json()
         self.end = answer["end"]
-        return StreamAppend([StreamPoint.from_json(p) for p in answer["points"]],
-                            [StreamEvent.from_json(e) for e in answer["events"]], answer["end"],
-                            ModelRef.from_json(answer["model"]))
+        return StreamAppend(
+            [StreamPoint.from_json(p) for p in answer["points"]],
+            [StreamEvent.from_json(e) for e in answer["events"]],
+            answer["end"],
+            ModelRef.from_json(answer["model"]),
+        )
 
     def state(self) -> dict[str, Any]:
         """The gateway's summary: model version, readings, end, recent events."""

@@ -46,8 +46,23 @@ class RedisHandle:
 
 
 def _run(port: int, directory: Path) -> ManagedProcess:
-    args = [tool("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
+    args = [
+        tool("redis-server"),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(directory),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+    ]
     return ManagedProcess(args, directory / "redis.log", ready=lambda: _answers(port), timeout=30)
 
 

@@ -15,8 +15,19 @@ from tests.processes import REPO_ROOT, python_module, tool
 def test_stream_bench_runs_on_both_stores(trained_models: Path, tmp_path: Path) -> None:
     tool("redis-server")
     out = tmp_path / "results"
-    command = python_module("bench.streams", "--models", str(trained_models), "--out", str(out), "--duration", "1",
-                            "--concurrency", "2", "--memory-streams", "50")
+    command = python_module(
+        "bench.streams",
+        "--models",
+        str(trained_models),
+        "--out",
+        str(out),
+        "--duration",
+        "1",
+        "--concurrency",
+        "2",
+        "--memory-streams",
+        "50",
+    )
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     results = json.loads((out / "streams.json").read_text())

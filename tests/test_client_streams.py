@@ -25,9 +25,25 @@ def test_stream_command_prints_each_score_and_events(gateway, nab_dir: Path, tmp
     csv = tmp_path / "readings.csv"
     frame.head(450).to_csv(csv, index=False)
     with csv.open() as stdin:
-        done = subprocess.run(python_module("client", "--url", gateway.url, "stream", "--stream", "cli-pump",
-                                            "--sensitivity", "0.8", "--batch", "40"),
-                              stdin=stdin, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            python_module(
+                "client",
+                "--url",
+                gateway.url,
+                "stream",
+                "--stream",
+                "cli-pump",
+                "--sensitivity",
+                "0.8",
+                "--batch",
+                "40",
+            ),
+            stdin=stdin,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     points = [line for line in lines if not line.startswith("event ")]
@@ -38,9 +54,14 @@ def test_stream_command_prints_each_score_and_events(gateway, nab_dir: Path, tmp
     # --resume continues where the stream ends; the library sees the same stream
     frame.tail(50).to_csv(csv, index=False)
     with csv.open() as stdin:
-        more = subprocess.run(python_module("client", "--url", gateway.url, "stream", "--stream", "cli-pump",
-                                            "--resume"), stdin=stdin, cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=120)
+        more = subprocess.run(
+            python_module("client", "--url", gateway.url, "stream", "--stream", "cli-pump", "--resume"),
+            stdin=stdin,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert more.returncode == 0, more.stderr
     assert len([line for line in more.stdout.splitlines() if not line.startswith("event ")]) == 50
     with GatewayClient(gateway.url) as client:
@@ -61,16 +82,20 @@ def test_stream_command_follows_a_growing_file(gateway, nab_dir: Path, tmp_path:
     frame = readings(nab_dir, 30)
     csv = tmp_path / "growing.csv"
     frame.head(20).to_csv(csv, index=False)
-    process = subprocess.Popen(python_module("client", "--url", gateway.url, "stream", "--stream", "tail",
-                                             "--follow", str(csv)),
-                               cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        python_module("client", "--url", gateway.url, "stream", "--stream", "tail", "--follow", str(csv)),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         seen = [process.stdout.readline() for _ in range(20)]  # type: ignore[union-attr]
         with csv.open("a") as out:
             frame.iloc[20:].to_csv(out, index=False, header=False)
         seen += [process.stdout.readline() for _ in range(10)]  # type: ignore[union-attr]
         assert [line.split()[0] for line in seen] == [
-            pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ") for t in frame["timestamp"]]
+            pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ") for t in frame["timestamp"]
+        ]
         assert "(warming_up)" not in seen[-1]
     finally:
         process.terminate()
@@ -82,8 +107,10 @@ def test_library_stream_scores_as_the_whole_series(gateway, nab_dir: Path) -> No
     with GatewayClient(gateway.url) as client:
         whole = client.score_series(frame)
         stream = client.open_stream("library", sensitivity=0.5)
-        answers = [stream.append(list(frame["timestamp"][a:b]), list(frame["value"][a:b]))
-                   for a, b in ((0, 1), (1, 2), (2, 130), (130, 131), (131, 300))]
+        answers = [
+            stream.append(list(frame["timestamp"][a:b]), list(frame["value"][a:b]))
+            for a, b in ((0, 1), (1, 2), (2, 130), (130, 131), (131, 300))
+        ]
         stream.delete()
     scores = [p.score for answer in answers for p in answer.points]
     assert len(scores) == 300 and answers[-1].end == "2014-04-02T00:55:00Z"

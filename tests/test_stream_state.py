@@ -12,11 +12,27 @@ from serving.gateway.streams.state import StreamState
 
 def test_state_round_trips_through_its_blob() -> None:
     errors = np.random.default_rng(0).random(500).astype(np.float32)
-    state = StreamState(model="pump-7", version=3, sensors=["a", "b"], interval_seconds=60.0, history_length=16,
-                        chunk_points=256, max_gap_steps=12, history_points=16_170, score=ScoreParams(prior_std=0.5),
-                        threshold=0.999, sensitivity=None, created=1.5, anchor=0.0, last_step=9, end=540.0,
-                        last_values=np.array([1.0, 2.0]), context=np.ones((10, 2), np.float32), errors=errors,
-                        last_append={"after": 480.0, "digest": "x", "response": '{"points": []}'})
+    state = StreamState(
+        model="pump-7",
+        version=3,
+        sensors=["a", "b"],
+        interval_seconds=60.0,
+        history_length=16,
+        chunk_points=256,
+        max_gap_steps=12,
+        history_points=16_170,
+        score=ScoreParams(prior_std=0.5),
+        threshold=0.999,
+        sensitivity=None,
+        created=1.5,
+        anchor=0.0,
+        last_step=9,
+        end=540.0,
+        last_values=np.array([1.0, 2.0]),
+        context=np.ones((10, 2), np.float32),
+        errors=errors,
+        last_append={"after": 480.0, "digest": "x", "response": '{"points": []}'},
+    )
     again = StreamState.from_blob(state.to_blob())
     np.testing.assert_array_equal(again.errors, errors)
     np.testing.assert_array_equal(again.context, state.context)
@@ -36,5 +52,5 @@ def test_the_kept_errors_give_the_scores_of_the_whole_history() -> None:
     assert kept == 16_170
     whole = adaptive_scores(errors, params)
     for stop in range(kept + 100, errors.size + 1, 700):
-        window = adaptive_scores(errors[stop - 100 - kept:stop], params)[-100:]
-        np.testing.assert_allclose(window, whole[stop - 100:stop], rtol=0, atol=1e-12)
+        window = adaptive_scores(errors[stop - 100 - kept : stop], params)[-100:]
+        np.testing.assert_allclose(window, whole[stop - 100 : stop], rtol=0, atol=1e-12)

@@ -21,8 +21,9 @@ SERIES_CSV = SHARED_DATA / "nab/data/artificialWithAnomaly/art_daily_jumpsup.csv
 
 
 @pytest.fixture(scope="module", params=["sqlite", "redis"])
-def streams_gateway(request: pytest.FixtureRequest, model_server: Any,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
+def streams_gateway(
+    request: pytest.FixtureRequest, model_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayHandle]:
     settings = {"stream_max_per_key": 5, "anomaly_chunk_points": 64}
     if request.param == "redis":
         settings["stream_store"] = request.getfixturevalue("redis_server").url
@@ -35,7 +36,7 @@ def streams_gateway(request: pytest.FixtureRequest, model_server: Any,
 
 
 def read_series(rows: int) -> tuple[list[str], list[float]]:
-    lines = require(SERIES_CSV).read_text().splitlines()[1:rows + 1]
+    lines = require(SERIES_CSV).read_text().splitlines()[1 : rows + 1]
     stamps, values = zip(*(line.split(",") for line in lines), strict=True)
     return [s.replace(" ", "T") + "Z" for s in stamps], [float(v) for v in values]
 
@@ -45,8 +46,9 @@ def put(url: str, stream: str, **options: Any) -> requests.Response:
 
 
 def append(url: str, stream: str, after: str | None, stamps: list[str], values: list[float]) -> requests.Response:
-    return requests.post(f"{url}/v1/streams/{stream}:append",
-                         json={"after": after, "timestamps": stamps, "values": values}, timeout=30)
+    return requests.post(
+        f"{url}/v1/streams/{stream}:append", json={"after": after, "timestamps": stamps, "values": values}, timeout=30
+    )
 
 
 def pieces(count: int, seed: int) -> list[tuple[int, int]]:
@@ -67,8 +69,9 @@ def test_a_series_appended_in_pieces_scores_as_the_whole(streams_gateway: Gatewa
     keep = [i for i in range(len(stamps)) if not (400 <= i < 430 or 700 <= i < 705)]
     stamps, values = [stamps[i] for i in keep], [values[i] for i in keep]
     values[900:] = [v + 40.0 for v in values[900:]]
-    whole = requests.post(f"{url}/v1/anomaly:score", json={"timestamps": stamps, "values": values, "sensitivity": 0.8},
-                          timeout=60)
+    whole = requests.post(
+        f"{url}/v1/anomaly:score", json={"timestamps": stamps, "values": values, "sensitivity": 0.8}, timeout=60
+    )
     assert whole.status_code == 200, whole.text
     assert put(url, "pump-7", sensitivity=0.8).status_code == 201
     streamed: list[dict[str, Any]] = []
@@ -144,8 +147,9 @@ def test_racing_appends_to_one_stream_apply_once_and_other_streams_go_on(streams
 
     def racer(n: int) -> None:  # six appends extend the same end with different readings
         barrier.wait()
-        results["race"].append(append(url, "race", stamps[19], stamps[20:20 + n + 1], values[20:20 + n + 1])
-                               .status_code)
+        results["race"].append(
+            append(url, "race", stamps[19], stamps[20 : 20 + n + 1], values[20 : 20 + n + 1]).status_code
+        )
 
     def calm() -> None:
         barrier.wait()
@@ -168,30 +172,59 @@ def test_racing_appends_to_one_stream_apply_once_and_other_streams_go_on(streams
         assert requests.delete(f"{url}/v1/streams/{name}", timeout=10).status_code == 204
 
 
-@pytest.mark.parametrize(("method", "path", "body", "status", "code"), [
-    ("PUT", "/v1/streams/bad:id", {}, 400, "invalid_stream_id"),
-    ("PUT", "/v1/streams/x", {"model": "no-such-model"}, 404, "unknown_model"),
-    ("PUT", "/v1/streams/x", {"sensors": ["temperature"]}, 422, "sensor_mismatch"),
-    ("PUT", "/v1/streams/x", {"interval_seconds": 7}, 422, "interval_mismatch"),
-    ("PUT", "/v1/streams/x", {"sensitivity": 2}, 422, "invalid_parameter"),
-    ("PUT", "/v1/streams/x", {"sensitivity": 0.5, "threshold": 0.9}, 400, "conflicting_parameters"),
-    ("PUT", "/v1/streams/x", [1, 2], 400, "invalid_stream"),
-    ("GET", "/v1/streams/never-made", None, 404, "unknown_stream"),
-    ("DELETE", "/v1/streams/never-made", None, 404, "unknown_stream"),
-    ("POST", "/v1/streams/never-made:append", {"after": None, "timestamps": [0], "values": [1]}, 404,
-     "unknown_stream"),
-    ("POST", "/v1/streams/valid:append", {"timestamps": [0], "values": [1]}, 400, "invalid_series"),
-    ("POST", "/v1/streams/valid:append", {"after": None, "timestamps": [0, 1], "values": [1]}, 422,
-     "length_mismatch"),
-    ("POST", "/v1/streams/valid:append", {"after": None, "timestamps": [0, 300], "values": [1, None]}, 422,
-     "missing_value"),
-    ("POST", "/v1/streams/valid:append", {"after": None, "timestamps": [0, 10], "values": [1, 2]}, 422,
-     "readings_too_close"),
-    ("POST", "/v1/streams/valid:append", {"after": "yesterday", "timestamps": [0], "values": [1]}, 422,
-     "invalid_timestamp"),
-])
-def test_bad_requests_get_json_errors(streams_gateway: GatewayHandle, method: str, path: str, body: Any,
-                                      status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("PUT", "/v1/streams/bad:id", {}, 400, "invalid_stream_id"),
+        ("PUT", "/v1/streams/x", {"model": "no-such-model"}, 404, "unknown_model"),
+        ("PUT", "/v1/streams/x", {"sensors": ["temperature"]}, 422, "sensor_mismatch"),
+        ("PUT", "/v1/streams/x", {"interval_seconds": 7}, 422, "interval_mismatch"),
+        ("PUT", "/v1/streams/x", {"sensitivity": 2}, 422, "invalid_parameter"),
+        ("PUT", "/v1/streams/x", {"sensitivity": 0.5, "threshold": 0.9}, 400, "conflicting_parameters"),
+        ("PUT", "/v1/streams/x", [1, 2], 400, "invalid_stream"),
+        ("GET", "/v1/streams/never-made", None, 404, "unknown_stream"),
+        ("DELETE", "/v1/streams/never-made", None, 404, "unknown_stream"),
+        (
+            "POST",
+            "/v1/streams/never-made:append",
+            {"after": None, "timestamps": [0], "values": [1]},
+            404,
+            "unknown_stream",
+        ),
+        ("POST", "/v1/streams/valid:append", {"timestamps": [0], "values": [1]}, 400, "invalid_series"),
+        (
+            "POST",
+            "/v1/streams/valid:append",
+            {"after": None, "timestamps": [0, 1], "values": [1]},
+            422,
+            "length_mismatch",
+        ),
+        (
+            "POST",
+            "/v1/streams/valid:append",
+            {"after": None, "timestamps": [0, 300], "values": [1, None]},
+            422,
+            "missing_value",
+        ),
+        (
+            "POST",
+            "/v1/streams/valid:append",
+            {"after": None, "timestamps": [0, 10], "values": [1, 2]},
+            422,
+            "readings_too_close",
+        ),
+        (
+            "POST",
+            "/v1/streams/valid:append",
+            {"after": "yesterday", "timestamps": [0], "values": [1]},
+            422,
+            "invalid_timestamp",
+        ),
+    ],
+)
+def test_bad_requests_get_json_errors(
+    streams_gateway: GatewayHandle, method: str, path: str, body: Any, status: int, code: str
+) -> None:
     assert put(streams_gateway.url, "valid").status_code == 201
     answer = requests.request(method, streams_gateway.url + path, json=body, timeout=10)
     assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), answer.text
@@ -200,8 +233,12 @@ def test_bad_requests_get_json_errors(streams_gateway: GatewayHandle, method: st
 
 def test_an_append_must_be_json(streams_gateway: GatewayHandle) -> None:
     assert put(streams_gateway.url, "valid").status_code == 201
-    answer = requests.post(f"{streams_gateway.url}/v1/streams/valid:append", data="timestamp,value\n",
-                           headers={"Content-Type": "text/csv"}, timeout=10)
+    answer = requests.post(
+        f"{streams_gateway.url}/v1/streams/valid:append",
+        data="timestamp,value\n",
+        headers={"Content-Type": "text/csv"},
+        timeout=10,
+    )
     assert answer.status_code == 415 and answer.json()["error"]["code"] == "unsupported_media_type"
 
 

@@ -25,8 +25,9 @@ from tests.test_streams_api import append, put, read_series
 pytestmark = pytest.mark.slow  # each starts its own gateway (and Redis) and kills or stops it
 
 
-def append_until_answered(url: str, stream: str, after: str | None, stamps: list[str], values: list[float],
-                          seen: list[int]) -> dict[str, Any]:
+def append_until_answered(
+    url: str, stream: str, after: str | None, stamps: list[str], values: list[float], seen: list[int]
+) -> dict[str, Any]:
     """Send one append again and again (a client's retry loop) until it gets an answer; record the statuses."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -48,8 +49,9 @@ def append_until_answered(url: str, stream: str, after: str | None, stamps: list
 @pytest.fixture
 def redis_gateway(model_server: Any, tmp_path: Path) -> Iterator[tuple[GatewayHandle, RedisHandle]]:
     server = start_redis(tmp_path)
-    gateway = start_gateway(model_server.grpc_target, log_dir=tmp_path, stream_store=server.url,
-                            stream_store_timeout_seconds=0.5)
+    gateway = start_gateway(
+        model_server.grpc_target, log_dir=tmp_path, stream_store=server.url, stream_store_timeout_seconds=0.5
+    )
     try:
         gateway.wait_ready()
         yield gateway, server
@@ -59,7 +61,8 @@ def redis_gateway(model_server: Any, tmp_path: Path) -> Iterator[tuple[GatewayHa
 
 
 def test_redis_restarting_under_load_loses_no_acknowledged_append(
-        redis_gateway: tuple[GatewayHandle, RedisHandle]) -> None:
+    redis_gateway: tuple[GatewayHandle, RedisHandle],
+) -> None:
     gateway, server = redis_gateway
     stamps, values = read_series(120)
     streams = [f"load-{i}" for i in range(4)]
@@ -93,8 +96,9 @@ def test_redis_restarting_under_load_loses_no_acknowledged_append(
 
 def test_a_locked_sqlite_store_is_503_until_released(model_server: Any, tmp_path: Path) -> None:
     path = tmp_path / "streams.db"
-    gateway = start_gateway(model_server.grpc_target, log_dir=tmp_path, stream_store=f"sqlite:///{path}",
-                            stream_store_timeout_seconds=0.3)
+    gateway = start_gateway(
+        model_server.grpc_target, log_dir=tmp_path, stream_store=f"sqlite:///{path}", stream_store_timeout_seconds=0.3
+    )
     try:
         gateway.wait_ready()
         stamps, values = read_series(40)
@@ -116,8 +120,9 @@ def test_a_locked_sqlite_store_is_503_until_released(model_server: Any, tmp_path
 
 
 @pytest.mark.parametrize("store", ["sqlite", "redis"])
-def test_workers_killed_mid_append_leave_the_stream_consistent(store: str, model_server: Any,
-                                                               tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_workers_killed_mid_append_leave_the_stream_consistent(
+    store: str, model_server: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     settings: dict[str, Any] = {"stream_store": f"sqlite:///{tmp_path}/streams.db"}
     if store == "redis":
         settings["stream_store"] = request.getfixturevalue("redis_server").url
@@ -130,8 +135,11 @@ def test_workers_killed_mid_append_leave_the_stream_consistent(store: str, model
         statuses: list[int] = []
         after = None
         for round_, (a, b) in enumerate([(0, 300), (300, 600), (600, 900)]):
-            sent = threading.Thread(target=lambda a=a, b=b, after=after: statuses.append(
-                _status(gateway.url, name, after, stamps[a:b], values[a:b])))
+            sent = threading.Thread(
+                target=lambda a=a, b=b, after=after: statuses.append(
+                    _status(gateway.url, name, after, stamps[a:b], values[a:b])
+                )
+            )
             sent.start()
             time.sleep(0.02 * round_)  # before, during and after the scoring of the append
             for pid in gateway.worker_pids():
@@ -141,8 +149,11 @@ def test_workers_killed_mid_append_leave_the_stream_consistent(store: str, model
             after = append_until_answered(gateway.url, name, after, stamps[a:b], values[a:b], statuses)["end"]
         summary = requests.get(f"{gateway.url}/v1/streams/{name}", timeout=10).json()
         assert (summary["readings"], summary["appends"], summary["end"]) == (900, 3, stamps[-1])
-        whole = requests.post(f"{gateway.url}/v1/anomaly:score", json={
-            "timestamps": stamps, "values": values, "sensitivity": 0.8}, timeout=60).json()
+        whole = requests.post(
+            f"{gateway.url}/v1/anomaly:score",
+            json={"timestamps": stamps, "values": values, "sensitivity": 0.8},
+            timeout=60,
+        ).json()
         assert [e["start"] for e in summary["recent_events"]] == [e["start"] for e in whole["anomalies"]][-10:]
     finally:
         gateway.stop()

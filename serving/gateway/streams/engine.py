@@ -45,18 +45,21 @@ def forecast(state: StreamState, new: NewPoints, predict: Forecaster) -> tuple[n
     bounds = [new.first, *[s for s in new.part_starts if s > new.first], new.first + len(new.values)]
     pieces: list[tuple[np.ndarray, int, int, int, list[Chunk]]] = []  # local values, origin, a, b, chunks
     for a, b in itertools.pairwise(bounds):
-        fresh = new.values[a - new.first:b - new.first].astype(np.float32)
+        fresh = new.values[a - new.first : b - new.first].astype(np.float32)
         if a in new.part_starts:
             state.part_start, origin, local = a, a, fresh
         else:
             origin, local = state.context_start, np.concatenate((state.context.reshape(-1, fresh.shape[1]), fresh))
         part = state.part_start
-        chunks = [Chunk(start - origin, min(start + state.chunk_points, b) - origin, max(history, a - start))
-                  for start in range(part + _chunk_index(max(a - part, history), history, stride) * stride,
-                                     b - history, stride)]
+        chunks = [
+            Chunk(start - origin, min(start + state.chunk_points, b) - origin, max(history, a - start))
+            for start in range(
+                part + _chunk_index(max(a - part, history), history, stride) * stride, b - history, stride
+            )
+        ]
         pieces.append((local, origin, a, b, chunks))
         state.context_start = part + _chunk_index(b - part, history, stride) * stride
-        state.context = local[state.context_start - origin:]
+        state.context = local[state.context_start - origin :]
     m, features = len(new.values), new.values.shape[1]
     forecasts, errors = np.full((m, features), np.nan), np.full(m, np.nan, dtype=np.float32)
     length = max((c.length for *_, chunks in pieces for c in chunks), default=0)
@@ -92,20 +95,22 @@ def score(state: StreamState, new: NewPoints, errors: np.ndarray) -> tuple[np.nd
     history = np.concatenate((state.errors, errors[valid]))
     scores = np.full(errors.shape, np.nan)
     if valid.any():
-        scores[valid] = anomaly_scoring.adaptive_scores(history, state.score)[-int(valid.sum()):]
-    state.errors = history[-state.history_points:]
+        scores[valid] = anomaly_scoring.adaptive_scores(history, state.score)[-int(valid.sum()) :]
+    state.errors = history[-state.history_points :]
     values = new.values.astype(np.float32).astype(np.float64)  # as the batch grid holds them
     past = min(new.first, anomaly_scoring.RANGE_MIN_HISTORY + 1)
     rows = np.vstack([state.low] + [state.high] * (past - 1)) if past else np.empty((0, values.shape[1]))
-    flags = anomaly_scoring.flag_points(np.concatenate((np.full(past, np.nan), scores)),
-                                        np.vstack((rows, values)), state.threshold)[past:]
+    flags = anomaly_scoring.flag_points(
+        np.concatenate((np.full(past, np.nan), scores)), np.vstack((rows, values)), state.threshold
+    )[past:]
     state.low = np.minimum(state.low, values.min(axis=0)) if state.low.size else values.min(axis=0)
     state.high = np.maximum(state.high, values.max(axis=0)) if state.high.size else values.max(axis=0)
     return scores, flags
 
 
-def group(state: StreamState, new: NewPoints, scores: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray,
-                                                                                          list[dict[str, Any]]]:
+def group(
+    state: StreamState, new: NewPoints, scores: np.ndarray, flags: np.ndarray
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Alarms of the new points and the events this append opened, extended or closed (state keeps the last)."""
     gap = state.score.event_gap_points
     last = state.event
@@ -122,9 +127,12 @@ def group(state: StreamState, new: NewPoints, scores: np.ndarray, flags: np.ndar
     touched = []
     for event in anomaly_scoring.group_events(all_flags, all_scores, gap):
         continued = offset > 0 and event.start == 0
-        record = dict(last) if continued else {
-            "start_index": origin + event.start, "start": times[event.start - offset], "points": 0}
-        new_flags = flags[max(0, event.start - offset):event.end - offset + 1]
+        record = (
+            dict(last)
+            if continued
+            else {"start_index": origin + event.start, "start": times[event.start - offset], "points": 0}
+        )
+        new_flags = flags[max(0, event.start - offset) : event.end - offset + 1]
         record["points"] += int(new_flags.sum())
         record["end_index"] = origin + event.end
         if event.end >= offset:
@@ -134,8 +142,12 @@ def group(state: StreamState, new: NewPoints, scores: np.ndarray, flags: np.ndar
             record["peak_score"] = float(scores[event.peak - offset])
         touched.append(record)
     next_index = new.first + flags.size
-    if last is not None and not any(e["start_index"] == last["start_index"] for e in touched) \
-            and last["status"] == "open" and next_index - last["start_index"] > gap:
+    if (
+        last is not None
+        and not any(e["start_index"] == last["start_index"] for e in touched)
+        and last["status"] == "open"
+        and next_index - last["start_index"] > gap
+    ):
         touched.insert(0, dict(last))  # it closes now, with no new flag
     for record in touched:
         record["status"] = "open" if next_index - record["start_index"] <= gap else "closed"
@@ -162,8 +174,10 @@ def points_json(state: StreamState, new: NewPoints, reading_times: np.ndarray, s
     points = []
     for k, i in enumerate(at.tolist()):
         entry: dict[str, Any] = {
-            "timestamp": stamps[k], "score": float(scored.scores[i]) if not np.isnan(scored.scores[i]) else None,
-            "is_anomaly": bool(scored.flags[i]), "alarm": bool(scored.alarms[i]),
+            "timestamp": stamps[k],
+            "score": float(scored.scores[i]) if not np.isnan(scored.scores[i]) else None,
+            "is_anomaly": bool(scored.flags[i]),
+            "alarm": bool(scored.alarms[i]),
             "expected": dict(zip(state.sensors, expected[k].tolist(), strict=True)),
         }
         if entry["score"] is None:

@@ -34,15 +34,23 @@ def place(state: StreamState, times: np.ndarray, values: np.ndarray) -> NewPoint
     """Put readings (times increasing, after state.end) on the stream's grid; updates the grid fields of state."""
     if np.isnan(values).any():
         row = int(np.argmax(np.isnan(values).any(axis=1)))
-        raise ApiError(422, "missing_value", f"point {row} lacks a value; a stream needs every sensor in every "
-                       "reading (send the readings when they are complete)")
+        raise ApiError(
+            422,
+            "missing_value",
+            f"point {row} lacks a value; a stream needs every sensor in every "
+            "reading (send the readings when they are complete)",
+        )
     interval = state.interval_seconds
     previous = np.concatenate(([state.end], times[:-1])) if state.end is not None else times[:-1]
-    spacing = times[times.size - previous.size:] - previous
+    spacing = times[times.size - previous.size :] - previous
     if (spacing < interval / 2).any():
         row = int(np.argmax(spacing < interval / 2)) + times.size - previous.size
-        raise ApiError(422, "readings_too_close", f"point {row} is less than half the model's interval "
-                       f"({interval:g} s) after the reading before it; a stream takes one reading per step")
+        raise ApiError(
+            422,
+            "readings_too_close",
+            f"point {row} is less than half the model's interval "
+            f"({interval:g} s) after the reading before it; a stream takes one reading per step",
+        )
     first, part_before = state.points, state.part_start
     out_times: list[float] = []
     out_values: list[np.ndarray] = []
@@ -63,8 +71,15 @@ def place(state: StreamState, times: np.ndarray, values: np.ndarray) -> NewPoint
             elif missing:
                 between = np.arange(1, missing + 1)
                 out_times.extend(np.interp(between, [0, missing + 1], [state.end, moment]).tolist())
-                out_values.extend(np.stack([np.interp(between, [0, missing + 1], [a, b])
-                                            for a, b in zip(state.last_values, row, strict=True)], axis=1))
+                out_values.extend(
+                    np.stack(
+                        [
+                            np.interp(between, [0, missing + 1], [a, b])
+                            for a, b in zip(state.last_values, row, strict=True)
+                        ],
+                        axis=1,
+                    )
+                )
                 state.points += missing
             state.last_step = step
         reading_at[i] = state.points
@@ -73,5 +88,11 @@ def place(state: StreamState, times: np.ndarray, values: np.ndarray) -> NewPoint
         state.points += 1
         state.end = moment
         state.last_values = np.asarray(row, dtype=np.float64)
-    return NewPoints(first, np.array(out_times), np.array(out_values, dtype=np.float64).reshape(-1, values.shape[1]),
-                     reading_at, part_starts, part_before)
+    return NewPoints(
+        first,
+        np.array(out_times),
+        np.array(out_values, dtype=np.float64).reshape(-1, values.shape[1]),
+        reading_at,
+        part_starts,
+        part_before,
+    )

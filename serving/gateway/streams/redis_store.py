@@ -53,8 +53,7 @@ class RedisStore:
     """The StreamStore of one Redis server (a connection pool per worker)."""
 
     def __init__(self, url: str, *, timeout_seconds: float) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=timeout_seconds,
-                                           socket_connect_timeout=timeout_seconds)
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds)
         self._create = self.client.register_script(CREATE)
         self._replace = self.client.register_script(REPLACE)
 

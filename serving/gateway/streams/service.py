@@ -63,26 +63,46 @@ class StreamService:
         info = self.anomaly.catalog(model).current(deadline)
         sensors = options.get("sensors", list(info.sensor_names))
         if not isinstance(sensors, list) or sorted(map(str, sensors)) != sorted(info.sensor_names):
-            raise ApiError(422, "sensor_mismatch", f"model {model!r} expects sensors {list(info.sensor_names)}; "
-                           f"the stream names {sensors!r}"[:300])
+            raise ApiError(
+                422,
+                "sensor_mismatch",
+                f"model {model!r} expects sensors {list(info.sensor_names)}; the stream names {sensors!r}"[:300],
+            )
         interval = options.get("interval_seconds", info.interval_seconds)
         if interval != info.interval_seconds:
-            raise ApiError(422, "interval_mismatch", f"model {model!r} v{info.version} works at an interval of "
-                           f"{info.interval_seconds:g} s, not {str(interval)[:40]}")
+            raise ApiError(
+                422,
+                "interval_mismatch",
+                f"model {model!r} v{info.version} works at an interval of "
+                f"{info.interval_seconds:g} s, not {str(interval)[:40]}",
+            )
         threshold, sensitivity = _threshold(options)
         state = StreamState(
-            model=model, version=info.version, sensors=list(info.sensor_names),
-            interval_seconds=info.interval_seconds, history_length=info.history_length,
+            model=model,
+            version=info.version,
+            sensors=list(info.sensor_names),
+            interval_seconds=info.interval_seconds,
+            history_length=info.history_length,
             chunk_points=max(self.config.anomaly_chunk_points, info.history_length + 1),
-            max_gap_steps=self.config.max_gap_steps, history_points=_history_points(info.score, self.config),
-            score=info.score, threshold=threshold, sensitivity=sensitivity, created=time.time())
+            max_gap_steps=self.config.max_gap_steps,
+            history_points=_history_points(info.score, self.config),
+            score=info.score,
+            threshold=threshold,
+            sensitivity=sensitivity,
+            created=time.time(),
+        )
         with self._store("create"):
             try:
-                self.store.create(owner, stream_id, state.to_blob(), self.config.stream_ttl_seconds,
-                                  self.config.stream_max_per_key)
+                self.store.create(
+                    owner, stream_id, state.to_blob(), self.config.stream_ttl_seconds, self.config.stream_max_per_key
+                )
             except TooManyStreams as exc:
-                raise ApiError(429, "too_many_streams", f"{exc}; delete streams you no longer need (idle ones "
-                               f"expire after {self.config.stream_ttl_seconds:g} s)") from None
+                raise ApiError(
+                    429,
+                    "too_many_streams",
+                    f"{exc}; delete streams you no longer need (idle ones "
+                    f"expire after {self.config.stream_ttl_seconds:g} s)",
+                ) from None
         self._recount(force=True)
         return {"stream": stream_id, **state.summary()}
 
@@ -104,11 +124,16 @@ class StreamService:
         """The JSON answer to one append (the stored one for a retry of the last applied append)."""
         with timer.stage("decode"):
             if not isinstance(payload, dict) or "after" not in payload:
-                raise ApiError(400, "invalid_series", "an append is {\"after\": <the stream's last timestamp, null "
-                               "at first>, \"timestamps\": [...], \"values\" or \"series\": ...}")
+                raise ApiError(
+                    400,
+                    "invalid_series",
+                    'an append is {"after": <the stream\'s last timestamp, null '
+                    'at first>, "timestamps": [...], "values" or "series": ...}',
+                )
             after = _after(payload["after"])
-            raw = parse_json_series({k: v for k, v in payload.items() if k != "after"},
-                                    max_points=self.config.stream_max_append_points)
+            raw = parse_json_series(
+                {k: v for k, v in payload.items() if k != "after"}, max_points=self.config.stream_max_append_points
+            )
         with timer.stage("store_read"):
             state, revision = self._load(owner, stream_id)
         matrix = _sensor_matrix(raw, state.sensors)
@@ -135,8 +160,9 @@ class StreamService:
         self._recount()
         return answer
 
-    def _advance(self, state: StreamState, times: np.ndarray, matrix: np.ndarray, deadline: float,
-                 timer: StageTimer) -> bytes:
+    def _advance(
+        self, state: StreamState, times: np.ndarray, matrix: np.ndarray, deadline: float, timer: StageTimer
+    ) -> bytes:
         order = np.argsort(times, kind="stable")
         times, matrix = times[order], matrix[order]
         with timer.stage("preprocess"):
@@ -152,22 +178,33 @@ class StreamService:
         state.appends += 1
         metrics.EVENTS.labels("opened").inc(int(alarms.sum()))
         metrics.EVENTS.labels("closed").inc(sum(event["status"] == "closed" for event in events))
-        return orjson.dumps({"points": points, "events": events, "end": format_timestamp(state.end),
-                             "appends": state.appends,
-                             "model": {"name": state.model, "version": state.version}})
+        return orjson.dumps(
+            {
+                "points": points,
+                "events": events,
+                "end": format_timestamp(state.end),
+                "appends": state.appends,
+                "model": {"name": state.model, "version": state.version},
+            }
+        )
 
     def _forecaster(self, state: StreamState, deadline: float) -> engine.Forecaster:
         spec = model_spec(state.model, version=state.version)
 
         def predict(windows: np.ndarray) -> dict[str, np.ndarray]:
             try:
-                return self.anomaly.upstream.predict(spec, {WINDOW_INPUT: windows}, deadline,
-                                                     ("forecast", "error")).outputs
+                return self.anomaly.upstream.predict(
+                    spec, {WINDOW_INPUT: windows}, deadline, ("forecast", "error")
+                ).outputs
             except UpstreamError as exc:
                 if exc.grpc_code == grpc.StatusCode.NOT_FOUND:
-                    raise ApiError(409, "model_version_gone", f"version {state.version} of model {state.model!r}, "
-                                   "which this stream started with, is no longer served; PUT the stream again to "
-                                   "start it on the current version") from None
+                    raise ApiError(
+                        409,
+                        "model_version_gone",
+                        f"version {state.version} of model {state.model!r}, "
+                        "which this stream started with, is no longer served; PUT the stream again to "
+                        "start it on the current version",
+                    ) from None
                 raise
 
         return predict
@@ -190,8 +227,12 @@ class StreamService:
         except StoreUnavailable as exc:
             metrics.STORE_ERRORS.labels(operation).inc()
             retry = str(max(1, round(self.config.stream_store_retry_seconds)))
-            raise ApiError(503, "store_unavailable", f"the stream store is unavailable ({exc}); retry later",
-                           {"Retry-After": retry}) from None
+            raise ApiError(
+                503,
+                "store_unavailable",
+                f"the stream store is unavailable ({exc}); retry later",
+                {"Retry-After": retry},
+            ) from None
 
     def refresh_active(self) -> None:
         """Recount the active-streams gauge now; a store that is down counts as a store error, nothing more."""
@@ -223,14 +264,19 @@ def _check_id(stream_id: str) -> None:
 
 
 def _unknown(stream_id: str) -> ApiError:
-    return ApiError(404, "unknown_stream", f"no stream {stream_id!r} (never created, deleted, or idle past its "
-                    "TTL); PUT it first")
+    return ApiError(
+        404, "unknown_stream", f"no stream {stream_id!r} (never created, deleted, or idle past its TTL); PUT it first"
+    )
 
 
 def _conflict(state: StreamState, message: str) -> ApiError:
     end = "no reading yet (send after: null)" if state.end is None else format_timestamp(state.end)
-    return ApiError(409, "stream_conflict", f"{message}; the stream ends at {end}",
-                    {"X-Stream-End": "" if state.end is None else format_timestamp(state.end)})
+    return ApiError(
+        409,
+        "stream_conflict",
+        f"{message}; the stream ends at {end}",
+        {"X-Stream-End": "" if state.end is None else format_timestamp(state.end)},
+    )
 
 
 def _after(value: Any) -> float | None:
@@ -280,4 +326,3 @@ def _threshold(options: dict[str, Any]) -> tuple[float, float | None]:
         return float(given["threshold"]), None
     sensitivity = float(given.get("sensitivity", anomaly_scoring.DEFAULT_SENSITIVITY))
     return anomaly_scoring.threshold_for(sensitivity), sensitivity
-

@@ -71,8 +71,9 @@ class SqliteStore:
                     cursor.execute("SELECT COUNT(*) FROM streams WHERE owner = ? AND id != ?", (owner, stream_id))
                     if cursor.fetchone()[0] >= max_streams:
                         raise TooManyStreams(max_streams)
-                cursor.execute("INSERT OR REPLACE INTO streams VALUES (?, ?, 1, ?, ?)",
-                               (owner, stream_id, now + ttl_seconds, blob))
+                cursor.execute(
+                    "INSERT OR REPLACE INTO streams VALUES (?, ?, 1, ?, ?)", (owner, stream_id, now + ttl_seconds, blob)
+                )
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")
@@ -80,8 +81,10 @@ class SqliteStore:
 
     def get(self, owner: str, stream_id: str) -> Record | None:
         with self._cursor() as cursor:
-            cursor.execute("SELECT state, revision FROM streams WHERE owner = ? AND id = ? AND expires > ?",
-                           (owner, stream_id, time.time()))
+            cursor.execute(
+                "SELECT state, revision FROM streams WHERE owner = ? AND id = ? AND expires > ?",
+                (owner, stream_id, time.time()),
+            )
             row = cursor.fetchone()
         return None if row is None else Record(bytes(row[0]), int(row[1]))
 
@@ -91,13 +94,15 @@ class SqliteStore:
             cursor.execute(
                 "UPDATE streams SET state = ?, revision = revision + 1, expires = ? "
                 "WHERE owner = ? AND id = ? AND revision = ? AND expires > ?",
-                (blob, now + ttl_seconds, owner, stream_id, revision, now))
+                (blob, now + ttl_seconds, owner, stream_id, revision, now),
+            )
             return cursor.rowcount == 1
 
     def delete(self, owner: str, stream_id: str) -> bool:
         with self._cursor() as cursor:
-            cursor.execute("DELETE FROM streams WHERE owner = ? AND id = ? AND expires > ?",
-                           (owner, stream_id, time.time()))
+            cursor.execute(
+                "DELETE FROM streams WHERE owner = ? AND id = ? AND expires > ?", (owner, stream_id, time.time())
+            )
             return cursor.rowcount == 1
 
     def count(self) -> int:

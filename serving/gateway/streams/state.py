@@ -21,8 +21,7 @@ from serving.gateway.segments import format_timestamp
 
 RECENT_EVENTS = 10
 COMPRESSION_LEVEL = 1  # the fastest: the stored answer to the last append (JSON) shrinks several times
-ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64, "low": np.float64,
-          "high": np.float64}
+ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64, "low": np.float64, "high": np.float64}
 
 
 @dataclass

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-ACTIVE = Gauge("gateway_streams_active", "Live streams in the store (every owner), as last counted.",
-               multiprocess_mode="livemostrecent")
-APPENDS = Counter("gateway_stream_appends", "Stream appends by outcome (applied, replayed).",
-                  ["outcome"])
+ACTIVE = Gauge(
+    "gateway_streams_active",
+    "Live streams in the store (every owner), as last counted.",
+    multiprocess_mode="livemostrecent",
+)
+APPENDS = Counter("gateway_stream_appends", "Stream appends by outcome (applied, replayed).", ["outcome"])
 POINTS = Counter("gateway_stream_points", "Readings appended to streams.")
 EVENTS = Counter("gateway_stream_events", "Stream events opened and closed.", ["change"])
 STORE_OPERATIONS = Counter("gateway_stream_store_operations", "Stream store calls (round trips).", ["operation"])
-STORE_ERRORS = Counter("gateway_stream_store_errors", "Stream store calls that failed (store unreachable).",
-                       ["operation"])
+STORE_ERRORS = Counter(
+    "gateway_stream_store_errors", "Stream store calls that failed (store unreachable).", ["operation"]
+)
 
 
 def initialise() -> None:
