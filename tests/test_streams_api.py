@@ -100,6 +100,7 @@ def test_a_series_appended_in_pieces_scores_as_the_whole(streams_gateway: Gatewa
     batch_events = [(e["start"], e["end"], e["points"], e["peak_at"]) for e in expected["anomalies"]]
     assert batch_events, "the jump must raise an alarm"
     assert [(e["start"], e["end"], e["points"], e["peak_at"]) for e in events.values()] == batch_events
+    assert all(event["status"] == "closed" for event in list(events.values())[:-1])  # each reported closed once
     summary = requests.get(f"{url}/v1/streams/pump-7", timeout=10).json()
     check_schema(document, "StreamSummary", summary)
     assert (summary["readings"], summary["end"], summary["model"]) == (len(stamps), stamps[-1], expected["model"])

@@ -124,7 +124,7 @@ def group(
             all_flags[last[key] - origin] = True
         all_scores[last["peak_index"] - origin] = last["peak_score"]
     times = format_timestamps(new.times)
-    touched = []
+    touched, changed = [], []
     for event in anomaly_scoring.group_events(all_flags, all_scores, gap):
         continued = offset > 0 and event.start == 0
         record = (
@@ -141,25 +141,21 @@ def group(
             record["peak_index"], record["peak_at"] = origin + event.peak, times[event.peak - offset]
             record["peak_score"] = float(scores[event.peak - offset])
         touched.append(record)
+        changed.append(not continued or bool(new_flags.any()))
     next_index = new.first + flags.size
-    if (
-        last is not None
-        and not any(e["start_index"] == last["start_index"] for e in touched)
-        and last["status"] == "open"
-        and next_index - last["start_index"] > gap
-    ):
-        touched.insert(0, dict(last))  # it closes now, with no new flag
     for record in touched:
         record["status"] = "open" if next_index - record["start_index"] <= gap else "closed"
     if touched:
         state.event = touched[-1]
         kept = [e for e in state.recent_events if e["start_index"] not in {t["start_index"] for t in touched}]
         state.recent_events = (kept + touched)[-RECENT_EVENTS:]
+    # an open event this append did not extend is not news; it is reported again when it closes
+    reported = [r for r, news in zip(touched, changed, strict=True) if news or r["status"] == "closed"]
     alarms = np.zeros(flags.size, dtype=bool)
     for record in touched:
         if record["start_index"] >= new.first:
             alarms[record["start_index"] - new.first] = True
-    return alarms, [_public(e) for e in touched]
+    return alarms, [_public(e) for e in reported]
 
 
 def _public(event: dict[str, Any]) -> dict[str, Any]:
