@@ -4,7 +4,8 @@ Starts the local model server and, per store (SQLite file; a redis-server with i
 docker-compose), a gateway. At each concurrency level N, N streams are warmed up with 100 readings, then N
 client threads (in separate processes, so the client's GIL does not cap the rate) each append one reading at
 a time to their own stream for `--duration` seconds. Reported: appends/s, latency percentiles, the gateway's
-own stage means, and store round trips per append (`gateway_stream_store_operations_total` / appends).
+own stage means, and store round trips per append (`gateway_stream_store_operations_total` of the append's
+operations, get and replace, over appends; the live-stream recounts of scrapes are reported apart).
 Then `--memory-streams` streams with a real state blob are written straight into a fresh store: Redis
 `used_memory` and the SQLite file size per stream. Writes bench-results/streams.json and streams.png.
 """
@@ -36,7 +37,8 @@ from serving.gateway.streams.store import open_store
 APPEND_ENDPOINT = "/v1/streams/<stream_id>:append"
 WARMUP_POINTS = 100
 MEMORY_SAMPLE_APPENDS = 200  # one-reading appends after the warm-up: the stream whose state the memory test copies
-COUNTER = re.compile(r"^gateway_stream_(store_operations|appends)_total\{[^}]*\} (\S+)$")
+COUNTER = re.compile(r'^gateway_stream_(store_operations|appends)_total\{\w+="(\w+)"\} (\S+)$')
+APPEND_OPERATIONS = ("get", "replace")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -169,7 +171,8 @@ def counters(url: str) -> dict[str, float]:
     for line in text.splitlines():
         match = COUNTER.match(line)
         if match:
-            totals[match[1]] = totals.get(match[1], 0.0) + float(match[2])
+            key = match[1] if match[1] == "appends" else match[2]  # appends in all; store calls by operation
+            totals[key] = totals.get(key, 0.0) + float(match[3])
     return totals
 
 
@@ -201,18 +204,21 @@ def measure_level(url: str, concurrency: int, duration: float, interval: float) 
         child.join()
     after, after_histograms = counters(url), gatewaymetrics.snapshot(url)
     millis = [m for chunk, _ in results for m in chunk]
-    appends = after.get("appends", 0) - before.get("appends", 0)
+
+    def grown(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    appends = grown("appends")
     return {
         "concurrency": concurrency,
         "appends": len(millis),
         "appends_per_s": round(len(millis) / elapsed, 1),
         "errors": sum(errors for _, errors in results),
         "latency_ms": summarize(millis) if len(millis) > 1 else {},
-        "store_round_trips_per_append": round(
-            (after.get("store_operations", 0) - before.get("store_operations", 0)) / appends, 3
-        )
+        "store_round_trips_per_append": round(sum(grown(op) for op in APPEND_OPERATIONS) / appends, 3)
         if appends
         else None,
+        "store_counts": grown("count"),
         "stage_means_ms": gatewaymetrics.stage_means_ms(before_histograms, after_histograms, APPEND_ENDPOINT),
     }
 
