@@ -7,6 +7,7 @@ answers 503 with Retry-After while the store is unusable, and a retried append l
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import threading
@@ -19,7 +20,9 @@ import pytest
 import requests
 
 from tests.fixtures_gateway import GatewayHandle, start_gateway
+from tests.fixtures_modelserver import start_model_server
 from tests.fixtures_redis import RedisHandle, start_redis
+from tests.test_modelserver_versions import publish
 from tests.test_streams_api import append, put, read_series
 
 pytestmark = pytest.mark.slow  # each starts its own gateway (and Redis) and kills or stops it
@@ -164,3 +167,41 @@ def _status(url: str, stream: str, after: str | None, stamps: list[str], values:
         return append(url, stream, after, stamps, values).status_code
     except requests.ConnectionError:
         return 0
+
+
+def test_a_stream_keeps_its_model_version_until_it_is_put_again(trained_models: Path, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(trained_models, models)
+    server = start_model_server(models, tmp_path / "server.log", file_system_poll_wait_seconds=0.5)
+    gateway = start_gateway(server.grpc_target, log_dir=tmp_path, version_cache_seconds=0.5)
+
+    def new_streams_get(version: int) -> None:
+        deadline = time.monotonic() + 60
+        while put(gateway.url, "probe").json()["model"]["version"] != version:
+            assert time.monotonic() < deadline, f"version {version} was not picked up"
+            time.sleep(0.5)
+
+    try:
+        gateway.wait_ready()
+        stamps, values = read_series(100)
+        assert put(gateway.url, "pinned").json()["model"]["version"] == 1
+        answer = append(gateway.url, "pinned", None, stamps[:40], values[:40])
+        assert answer.status_code == 200 and answer.json()["model"]["version"] == 1
+        publish(models / "anomaly", 1, 2)  # the server keeps the two newest versions: 1 and 2
+        new_streams_get(2)
+        answer = append(gateway.url, "pinned", answer.json()["end"], stamps[40:50], values[40:50])
+        assert answer.status_code == 200 and answer.json()["model"]["version"] == 1  # not silently moved to 2
+        publish(models / "anomaly", 1, 3)  # now 2 and 3: version 1 is unloaded
+        new_streams_get(3)
+        step, deadline = 50, time.monotonic() + 30
+        while (gone := append(gateway.url, "pinned", answer.json()["end"], [stamps[step]], [values[step]])).ok:
+            assert gone.json()["model"]["version"] == 1 and time.monotonic() < deadline, "version 1 stayed loaded"
+            answer, step = gone, step + 1  # still served for a moment after version 3 loads
+            time.sleep(0.5)
+        assert gone.status_code == 409 and gone.json()["error"]["code"] == "model_version_gone", gone.text
+        assert put(gateway.url, "pinned").json()["model"]["version"] == 3  # started afresh on the new version
+        again = append(gateway.url, "pinned", None, stamps[:40], values[:40])
+        assert again.status_code == 200 and again.json()["model"]["version"] == 3
+    finally:
+        gateway.stop()
+        server.stop()
