@@ -38,6 +38,10 @@ def test_create_get_replace_delete(store: StreamStore) -> None:
     assert record is not None and (record.blob, record.revision) == (b"two", 2)
     assert store.get("other-key", "s") is None  # streams belong to their owner
     assert store.count() == 1
+    store.create("k", "s", b"afresh", ttl_seconds=60, max_streams=0)  # re-created: an append that read 2 fails
+    assert not store.replace("k", "s", 2, b"late", ttl_seconds=60)
+    record = store.get("k", "s")
+    assert record is not None and (record.blob, record.revision) == (b"afresh", 3)
     assert store.delete("k", "s") and not store.delete("k", "s")
     assert store.get("k", "s") is None and store.count() == 0
     assert not store.replace("k", "s", 2, b"ghost", ttl_seconds=60)

@@ -26,8 +26,8 @@ if limit > 0 then
   if redis.call('ZSCORE', KEYS[2], ARGV[6]) then others = others - 1 end
   if others >= limit then return 0 end
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'rev', 1)
+local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0') + 1
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'rev', rev)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local expires = tonumber(ARGV[4]) + tonumber(ARGV[2]) / 1000
 redis.call('ZADD', KEYS[2], expires, ARGV[6])

@@ -71,8 +71,11 @@ class SqliteStore:
                     cursor.execute("SELECT COUNT(*) FROM streams WHERE owner = ? AND id != ?", (owner, stream_id))
                     if cursor.fetchone()[0] >= max_streams:
                         raise TooManyStreams(max_streams)
+                # a re-created stream moves its revision on, so an append that read the old one cannot land
                 cursor.execute(
-                    "INSERT OR REPLACE INTO streams VALUES (?, ?, 1, ?, ?)", (owner, stream_id, now + ttl_seconds, blob)
+                    "INSERT INTO streams VALUES (?, ?, 1, ?, ?) ON CONFLICT (owner, id) DO UPDATE SET "
+                    "revision = revision + 1, expires = excluded.expires, state = excluded.state",
+                    (owner, stream_id, now + ttl_seconds, blob),
                 )
                 cursor.execute("COMMIT")
             except BaseException:

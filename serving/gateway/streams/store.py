@@ -26,7 +26,7 @@ class TooManyStreams(Exception):
 
 @dataclass(frozen=True)
 class Record:
-    """A stored stream: its state blob and the revision it was written with (1 for a new stream)."""
+    """A stored stream: its state blob and the revision it was written with (every write moves it on)."""
 
     blob: bytes
     revision: int
@@ -36,8 +36,8 @@ class StreamStore(Protocol):
     """Where streams live; every gateway worker and replica shares one."""
 
     def create(self, owner: str, stream_id: str, blob: bytes, ttl_seconds: float, max_streams: int) -> None:
-        """Write a stream at revision 1, replacing one of the same id; TooManyStreams when the owner
-        already has `max_streams` other live ones (0: no limit)."""
+        """Write a stream, replacing one of the same id (at a later revision, so that an append that read the
+        old one fails); TooManyStreams when the owner already has `max_streams` other live ones (0: no limit)."""
 
     def get(self, owner: str, stream_id: str) -> Record | None:
         """The live stream, or None (never created, deleted, or expired)."""
