@@ -21,7 +21,7 @@ import numpy as np
 from serving import anomaly_scoring
 from serving.gateway.series import Chunk, chunk_windows, format_timestamps, stitch
 from serving.gateway.streams.grid import NewPoints
-from serving.gateway.streams.state import RECENT_EVENTS, StreamState
+from serving.gateway.streams.state import PUBLIC_EVENT_FIELDS, RECENT_EVENTS, StreamState
 
 # windows [n, length, F] float32 -> {"forecast": [n, length, F], "error": [n, length]}
 Forecaster = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -159,7 +159,7 @@ def group(
 
 
 def _public(event: dict[str, Any]) -> dict[str, Any]:
-    return {key: event[key] for key in ("start", "end", "peak_score", "peak_at", "points", "status")}
+    return {key: event[key] for key in PUBLIC_EVENT_FIELDS}
 
 
 def points_json(state: StreamState, new: NewPoints, reading_times: np.ndarray, scored: Scored) -> list[dict]:

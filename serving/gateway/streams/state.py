@@ -20,6 +20,7 @@ from serving.anomaly_scoring import ScoreParams
 from serving.gateway.segments import format_timestamp
 
 RECENT_EVENTS = 10
+PUBLIC_EVENT_FIELDS = ("start", "end", "peak_score", "peak_at", "points", "status")  # the rest are grid indices
 COMPRESSION_LEVEL = 1  # the fastest: the stored answer to the last append (JSON) shrinks several times
 ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64, "low": np.float64, "high": np.float64}
 
@@ -86,5 +87,5 @@ class StreamState:
             "appends": self.appends,
             "grid_points": self.points,
             "history_points": int(self.errors.size),
-            "recent_events": self.recent_events,
+            "recent_events": [{key: event[key] for key in PUBLIC_EVENT_FIELDS} for event in self.recent_events],
         }
