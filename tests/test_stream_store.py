@@ -88,14 +88,17 @@ def test_racing_replacements_of_one_stream_let_exactly_one_win(store: StreamStor
 
 def test_an_unreachable_redis_is_store_unavailable(tmp_path: Path) -> None:
     server = start_redis(tmp_path)
-    store = open_store(server.url, timeout_seconds=0.5)
-    store.create("k", "s", b"kept", ttl_seconds=60, max_streams=0)
-    server.stop()
-    with pytest.raises(StoreUnavailable):
-        store.get("k", "s")
-    server.restart()  # append-only file: what was acknowledged is back
-    record = store.get("k", "s")
-    assert record is not None and record.blob == b"kept"
+    try:
+        store = open_store(server.url, timeout_seconds=0.5)
+        store.create("k", "s", b"kept", ttl_seconds=60, max_streams=0)
+        server.stop()
+        with pytest.raises(StoreUnavailable):
+            store.get("k", "s")
+        server.restart()  # append-only file: what was acknowledged is back
+        record = store.get("k", "s")
+        assert record is not None and record.blob == b"kept"
+    finally:
+        server.stop()
 
 
 def test_an_unusable_sqlite_file_is_store_unavailable(tmp_path: Path) -> None:
