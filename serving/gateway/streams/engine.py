@@ -87,7 +87,7 @@ def _chunk_index(position: int, history: int, stride: int) -> int:
 def score(state: StreamState, new: NewPoints, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scores and flags of the new points from the kept errors and the range seen so far.
 
-    Keeps the newest `history_points` errors and the new range. The range rule (`flag_points`) sees the
+    Keeps the newest `history_points` errors and the new range. The range rule (`with_range`) sees the
     stream's past as rows whose running minimum and maximum are the stream's, as many as the points so far
     (the rule ignores a series' first RANGE_MIN_HISTORY points, so more rows than that change nothing).
     """
@@ -100,12 +100,11 @@ def score(state: StreamState, new: NewPoints, errors: np.ndarray) -> tuple[np.nd
     values = new.values.astype(np.float32).astype(np.float64)  # as the batch grid holds them
     past = min(new.first, anomaly_scoring.RANGE_MIN_HISTORY + 1)
     rows = np.vstack([state.low] + [state.high] * (past - 1)) if past else np.empty((0, values.shape[1]))
-    flags = anomaly_scoring.flag_points(
-        np.concatenate((np.full(past, np.nan), scores)), np.vstack((rows, values)), state.threshold
-    )[past:]
+    scores = anomaly_scoring.with_range(np.concatenate((np.full(past, np.nan), scores)), np.vstack((rows, values)))
+    scores = scores[past:]
     state.low = np.minimum(state.low, values.min(axis=0)) if state.low.size else values.min(axis=0)
     state.high = np.maximum(state.high, values.max(axis=0)) if state.high.size else values.max(axis=0)
-    return scores, flags
+    return scores, np.nan_to_num(scores, nan=-1.0) > state.threshold
 
 
 def group(
