@@ -13,7 +13,7 @@ NAB_TRAIN := $(SHARED_DATA)/nab/data/artificialNoAnomaly/art_daily_small_noise.c
 # anomaly model learns from the built-in synthetic sensors.
 TRAIN_DATA := $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(if $(wildcard $(NAB_TRAIN)),--anomaly-data $(NAB_TRAIN))
 
-.PHONY: venv models run test lint protos bench bench-peers bench-train bench-nab bench-photos secrets
+.PHONY: venv models run test lint protos bench bench-streams bench-peers bench-train bench-nab bench-photos secrets
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ protos: venv
 # `bench` needs wrk (Debian package, listed in .ci/apt-packages.txt) and trained models (the `models` target).
 bench: models
 	$(BIN)/python -m bench --models $(MODELS) $(if $(wildcard $(MNIST_NPZ)),--mnist-data $(MNIST_NPZ)) $(BENCH_ARGS)
+	$(BIN)/python -m bench.streams --models $(MODELS) $(BENCH_STREAMS_ARGS)
+
+# Stream appends at 16/64 concurrent streams on both stores, and the store's memory for 100,000 streams (needs
+# redis-server); also the last step of `bench`. Flags through BENCH_STREAMS_ARGS, e.g. "--memory-streams 1000".
+bench-streams: models
+	$(BIN)/python -m bench.streams --models $(MODELS) $(BENCH_STREAMS_ARGS)
 
 # Our gateway against KServe (transformer, REST and gRPC), BentoML (adaptive batching) and the model server alone,
 # side by side in one run; the peers' venvs are built on first use under bench-results/peers-venvs/ (minutes).

@@ -12,6 +12,7 @@ from client.results import (
     Readiness,
     SeriesScore,
 )
+from client.streams import LiveStream, StreamAppend, StreamEvent, StreamPoint
 
 __all__ = [
     "AnomalySegment",
@@ -19,10 +20,14 @@ __all__ = [
     "GatewayClient",
     "GatewayError",
     "GatewayUnavailable",
+    "LiveStream",
     "ModelInfo",
     "ModelRef",
     "ModelVersion",
     "PointScore",
     "Readiness",
     "SeriesScore",
+    "StreamAppend",
+    "StreamEvent",
+    "StreamPoint",
 ]

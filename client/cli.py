@@ -80,6 +80,44 @@ def cmd_score(client: GatewayClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_stream(client: GatewayClient, args: argparse.Namespace) -> int:
+    from client.replay import batches, lines_of, read_rows
+
+    if args.batch < 1:
+        print("error: --batch must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        source = open(args.follow) if args.follow else sys.stdin  # noqa: SIM115 - closed below (not stdin)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        sensors, rows = read_rows(lines_of(source, follow=args.follow is not None))
+        stream = client.open_stream(
+            args.stream, model=args.model, sensitivity=args.sensitivity, threshold=args.threshold, resume=args.resume
+        )
+        for batch in batches(rows, args.batch):
+            columns = {name: [row[1][k] for row in batch] for k, name in enumerate(sensors)}
+            answer = stream.append([row[0] for row in batch], columns if len(sensors) > 1 else columns[sensors[0]])
+            for point in answer.points:
+                score = f"({point.unscored})" if point.score is None else number(point.score)
+                marks = " ALARM" if point.alarm else " anomaly" if point.is_anomaly else ""
+                print(f"{when(point.timestamp)}  {score}{marks}", flush=True)
+            for event in answer.events:
+                print(
+                    f"event {event.status}: {when(event.start)} .. {when(event.end)}, {event.points} point(s), "
+                    f"peak {number(event.peak_score)}",
+                    flush=True,
+                )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if args.follow:
+            source.close()
+    return EXIT_OK
+
+
 def cmd_health(client: GatewayClient, args: argparse.Namespace) -> int:
     live = client.health()
     readiness = client.ready()
@@ -146,6 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--model", help="the asset's anomaly model (default: the gateway's, 'anomaly')")
     score.set_defaults(func=cmd_score)
+
+    stream = commands.add_parser(
+        "stream", parents=[common], help="send CSV readings (stdin, or a growing file) to a stream; print each score"
+    )
+    stream.add_argument("--stream", required=True, help="the stream's id, e.g. pump-7")
+    stream.add_argument("--follow", metavar="CSV", help="read this file and wait for new lines, like tail -f")
+    stream.add_argument(
+        "--resume", action="store_true", help="continue the existing stream from its end (default: start it afresh)"
+    )
+    stream.add_argument("--batch", type=int, default=1, metavar="N", help="readings per append (default 1)")
+    stream.add_argument("--model", help="the asset's anomaly model (default: the gateway's, 'anomaly')")
+    stream_level = stream.add_mutually_exclusive_group()
+    stream_level.add_argument("--threshold", type=float, help="score (0..1) above which a point is anomalous")
+    stream_level.add_argument("--sensitivity", type=float, help="0..1 (default 0.5)")
+    stream.set_defaults(func=cmd_stream)
 
     health = commands.add_parser("health", parents=[common], help="liveness and readiness")
     health.set_defaults(func=cmd_health)

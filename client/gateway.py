@@ -11,6 +11,7 @@ from client.errors import GatewayError
 from client.images import ImageInput, as_image_list, to_instance
 from client.results import DigitPrediction, ModelInfo, ModelRef, Readiness, SeriesScore
 from client.series import SeriesInput, Values, series_body
+from client.streams import LiveStream, open_stream
 from client.transport import Transport
 
 MAX_BATCH = 64
@@ -102,6 +103,25 @@ class GatewayClient:
                 headers={"Content-Type": body.content_type or "text/csv"},
             )
         return SeriesScore.from_json(response.json())
+
+    def open_stream(
+        self,
+        stream_id: str,
+        *,
+        model: str | None = None,
+        sensitivity: float | None = None,
+        threshold: float | None = None,
+        resume: bool = False,
+    ) -> LiveStream:
+        """A stream with server-side state (docs/streams.md): `.append(timestamps, values)` scores new readings.
+
+        Starts the stream afresh on the model's current version, or with `resume=True` continues the existing
+        one from its end (the options then come from when it was created).
+        """
+        options = {
+            k: v for k, v in (("model", model), ("sensitivity", sensitivity), ("threshold", threshold)) if v is not None
+        }
+        return open_stream(self._http, stream_id, resume=resume, options=options)
 
     def health(self) -> dict[str, Any]:
         """The liveness answer (`{"status": "ok"}`); raises when the gateway is down."""

@@ -16,7 +16,7 @@ MNIST_NPZ = SHARED_DATA / "mnist" / "mnist-5k-train-10k-test.npz"
 NAB_DIR = SHARED_DATA / "nab" / "data"
 NAB_TRAIN_CSV = NAB_DIR / "artificialNoAnomaly" / "art_daily_small_noise.csv"
 
-pytest_plugins: list[str] = ["tests.fixtures_modelserver", "tests.fixtures_gateway"]
+pytest_plugins: list[str] = ["tests.fixtures_modelserver", "tests.fixtures_gateway", "tests.fixtures_redis"]
 
 
 def require(path: Path) -> Path:

@@ -70,7 +70,15 @@ def start_gateway(
     url = f"http://127.0.0.1:{port}"
     env = {
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
-        **gateway_env(**{"workers": 2, "threads": 4, "deadline_seconds": 5, **settings}),
+        **gateway_env(
+            **{
+                "workers": 2,
+                "threads": 4,
+                "deadline_seconds": 5,
+                "stream_store": f"sqlite:///{workdir}/streams.db",
+                **settings,
+            }
+        ),
     }
     process = ManagedProcess(
         python_module("serving.gateway", "--host", "127.0.0.1", "--port", str(port), "--upstream", upstream),

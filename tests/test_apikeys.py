@@ -21,6 +21,7 @@ from tests.rawhttp import exchange
 
 pytestmark = pytest.mark.slow
 ALPHA, OPS = "alpha-key-for-tests-0123456789", "ops-key-for-tests-9876543210"
+PLANT_A, PLANT_B = "plant-a-key-for-tests-0123456789", "plant-b-key-for-tests-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,8 @@ def keyed(model_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
                 "keys": [
                     {"name": "alpha", "sha256": digest(ALPHA), "rate_per_second": 0.2, "burst": 3},
                     {"name": "ops", "sha256": digest(OPS), "allow": ["/v1/models", "/metrics"]},
+                    {"name": "plant-a", "sha256": digest(PLANT_A)},
+                    {"name": "plant-b", "sha256": digest(PLANT_B)},
                 ]
             }
         )
@@ -92,6 +95,22 @@ def test_both_headers_work_and_a_key_is_held_to_its_paths(keyed) -> None:
     response = requests.post(f"{gateway.url}/v1/digits:predict", headers={"X-API-Key": OPS}, json={}, timeout=10)
     assert response.status_code == 403
     assert error_code(response) == "forbidden"
+
+
+def test_streams_belong_to_the_key_that_created_them(keyed) -> None:
+    gateway, _ = keyed
+    url = f"{gateway.url}/v1/streams/line-1"
+    a, b = {"X-API-Key": PLANT_A}, {"X-API-Key": PLANT_B}
+    assert requests.put(url, json={}, headers=a, timeout=10).status_code == 201
+    assert requests.get(url, headers=b, timeout=10).status_code == 404  # another key's stream of the same name
+    assert requests.put(url, json={}, headers=b, timeout=10).status_code == 201
+    appended = requests.post(
+        f"{url}:append", json={"after": None, "timestamps": [0], "values": [1.0]}, headers=a, timeout=10
+    )
+    assert appended.status_code == 200
+    assert requests.get(url, headers=a, timeout=10).json()["readings"] == 1
+    assert requests.get(url, headers=b, timeout=10).json()["readings"] == 0
+    assert requests.get(url, timeout=10).status_code == 401
 
 
 def test_over_the_rate_is_429_with_retry_after_and_counted_per_key(keyed) -> None:

@@ -56,10 +56,13 @@ def test_compose_spec_check_rejects_a_bad_condition(tmp_path: Path) -> None:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_docker_compose_resolves_the_stack(variant: str) -> None:
     services = resolved(variant)["services"]
-    assert set(services) == {"training", "tfserving", "gateway", "proxy", "prometheus", "grafana"}
+    assert set(services) == {"training", "tfserving", "gateway", "redis", "proxy", "prometheus", "grafana"}
     completed = {"condition": "service_completed_successfully"}
     assert services["tfserving"]["depends_on"] == {"training": completed}
-    assert services["gateway"]["depends_on"] == {"tfserving": {"condition": "service_healthy"}}
+    healthy = {"condition": "service_healthy"}
+    assert services["gateway"]["depends_on"] == {"tfserving": healthy, "redis": healthy}
+    assert services["gateway"]["environment"]["GATEWAY_STREAM_STORE"] == "redis://redis:6379/0"
+    assert "--appendonly" in services["redis"]["command"] and services["redis"]["volumes"] == ["redis-data:/data:rw"]
     assert "--if-missing" in services["training"]["command"]
     assert "--enable_model_warmup" in services["tfserving"]["command"]
     for name, service in services.items():

@@ -54,6 +54,10 @@ ALLOWED = {
     ("serving/gateway/openapi.py", "interval_seconds"),
     ("serving/gateway/openapi.py", "event_gap_points"),
     ("serving/gateway/openapi.py", "probabilities"),
+    # The stream API's request and state fields (docs/streams.md).
+    ("serving/gateway/streams/openapi.py", "interval_seconds"),
+    ("serving/gateway/streams/service.py", "interval_seconds"),
+    ("serving/gateway/streams/state.py", "interval_seconds"),
 }
 
 

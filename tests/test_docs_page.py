@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from serving.gateway.config import GatewayConfig
 from serving.gateway.curl_examples import CURL_EXAMPLES
+from serving.gateway.openapi import openapi_document
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.processes import free_port
 from tests.test_webpage import TIMEOUT_MS, PageProblems, browser  # noqa: F401 (the browser fixture)
@@ -41,7 +43,8 @@ def test_docs_page_renders_code_examples_and_curl(browser, docs_gateway: Gateway
         assert any('"probabilities": [0, 0, 0.001, 0, 0, 0, 0, 0.998, 0, 0.001]' in e for e in examples), examples
         samples = page.locator("pre.sample").all_text_contents()
         assert samples == [command for commands in CURL_EXAMPLES.values() for command in commands]
-        assert page.locator(".operation").count() == len(CURL_EXAMPLES)
+        operations = openapi_document(GatewayConfig())["paths"].values()
+        assert page.locator(".operation").count() == sum(len(item) for item in operations)
         for card in page.locator(".operation").all():
             assert card.locator("pre.sample").count() >= 1
         page.screenshot(path=str(tmp_path / "docs.png"), full_page=True)

@@ -212,7 +212,7 @@ def test_metrics_after_traffic(gateway: GatewayHandle, mnist_npz: Path) -> None:
     text = requests.get(f"{gateway.url}/metrics", timeout=10).text
     table = (REPO_ROOT / "docs" / "metrics.md").read_text().split("## Model server")[0]
     documented = set(re.findall(r"^\| `(gateway_[a-z_]+)`", table, flags=re.MULTILINE))
-    assert len(documented) == 16
+    assert len(documented) == 22
     documented.discard("gateway_api_key_requests_total")  # only with API keys on: tests/test_apikeys.py
     sample_names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("gateway_")}
     missing = [

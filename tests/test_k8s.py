@@ -47,7 +47,7 @@ def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def workloads(docs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
-    return [doc for doc in docs if doc["kind"] in {"Deployment", "Job"}]
+    return [doc for doc in docs if doc["kind"] in {"Deployment", "Job", "StatefulSet"}]
 
 
 def container(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -80,6 +80,9 @@ def test_overlay_builds_every_resource(overlay: str) -> None:
             ("Service", "tfserving"),
             ("Deployment", "gateway"),
             ("Service", "gateway"),
+            ("StatefulSet", "redis"),
+            ("Service", "redis"),
+            ("NetworkPolicy", "redis-ingress"),
             ("HorizontalPodAutoscaler", "gateway"),
             ("Deployment", "proxy"),
             ("Service", "proxy"),
@@ -295,6 +298,17 @@ def test_network_policies_deny_by_default_and_open_only_the_front_door() -> None
         {
             "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "tfserving"}}}],
             "ports": [{"protocol": "TCP", "port": 8500}],
+        },
+        {
+            "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis"}}}],
+            "ports": [{"protocol": "TCP", "port": 6379}],
+        },
+    ]
+    redis = find(docs, "NetworkPolicy", "redis-ingress")["spec"]["ingress"]
+    assert redis == [
+        {
+            "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}],
+            "ports": [{"protocol": "TCP", "port": 6379}],
         }
     ]
     for policy in (doc for doc in docs if doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] != "default-deny"):

@@ -35,7 +35,7 @@ DEADLINE_SECONDS = 2
 DIGITS = 24
 SERIES_CALLS = 3
 # Panels that stay empty while nothing fails or nothing is anomalous.
-MAY_BE_EMPTY = ("error", "Error", "anomal", "Anomal", "segment", "Segment", "upstream", "Upstream", "5xx")
+MAY_BE_EMPTY = ("error", "Error", "anomal", "Anomal", "segment", "Segment", "upstream", "Upstream", "5xx", "Append")
 
 
 class TrafficLoop(threading.Thread):

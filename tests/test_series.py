@@ -367,12 +367,12 @@ def kept_positions(chunks: list[Chunk]) -> np.ndarray:
 
 def test_week_of_minutes_is_covered_exactly_once() -> None:
     chunks = make_chunks(10_080, history_length=288, chunk_size=2048)
-    assert {c.length for c in chunks} == {2048}
+    assert {c.length for c in chunks[:-1]} == {2048} and chunks[-1].length <= 2048
     np.testing.assert_array_equal(kept_positions(chunks), np.arange(288, 10_080))
-    assert all(c.keep_from >= 288 for c in chunks)
+    assert all(c.keep_from == 288 for c in chunks)
     assert chunks[0] == Chunk(0, 2048, 288) and chunks[-1].stop == 10_080
     # the model sees each chunk's positions; output[i, j] = the grid position it belongs to
-    outputs = np.stack([np.arange(c.start, c.stop, dtype=np.float32) for c in chunks])[..., None]
+    outputs = np.stack([np.arange(c.start, c.start + 2048, dtype=np.float32) for c in chunks])[..., None]
     stitched = stitch(chunks, outputs, 10_080)
     assert stitched.shape == (10_080, 1) and stitched.dtype == np.float32
     assert np.isnan(stitched[:288]).all()
@@ -385,9 +385,10 @@ def test_chunks_cover_every_scorable_position_once_for_all_small_shapes() -> Non
             for n_points in range(history + 1, 40):
                 chunks = make_chunks(n_points, history, chunk_size)
                 np.testing.assert_array_equal(kept_positions(chunks), np.arange(history, n_points))
-                lengths = {c.length for c in chunks}
-                assert lengths == {min(n_points, chunk_size)}
-                assert all(c.keep_from >= history and 0 <= c.start < c.stop <= n_points for c in chunks)
+                assert all(c.length == chunk_size for c in chunks[:-1])
+                assert all(c.keep_from == history and 0 <= c.start < c.stop <= n_points for c in chunks)
+                # aligned: a chunk's start depends on its index only, never on the series' length
+                assert [c.start for c in chunks] == [k * (chunk_size - history) for k in range(len(chunks))]
                 # consecutive chunks overlap by at least history_length
                 assert all(b.start <= a.stop - history for a, b in itertools.pairwise(chunks))
 

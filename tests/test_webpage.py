@@ -192,6 +192,19 @@ def test_upload_a_nab_csv_and_see_the_anomaly(page, nab_dir: Path) -> None:
     assert problems.messages == []
 
 
+def test_replay_a_csv_as_a_live_stream(page, nab_dir: Path) -> None:
+    page, problems = page
+    lines = (nab_dir / JUMPSUP).read_text().splitlines()
+    page.fill("#series-text", "\n".join(lines[:1] + lines[2500:3500]))  # the labelled jump is at row ~2800
+    page.click("#replay")
+    page.locator("#series-status", has_text="Replayed").wait_for(timeout=120_000)
+    assert page.locator("#series-status").text_content().startswith("Replayed 1000 points as a live stream")
+    assert any(re.match(r"2014-04-1[0-2]", text) for text in page.locator("#segments li.segment").all_text_contents())
+    assert len(page.locator("#chart svg path.score-line").get_attribute("d")) > 1000
+    page.screenshot(path=str(ARTIFACTS / "series-replayed.png"), full_page=True)
+    assert problems.messages == []
+
+
 def test_paste_plain_values(page) -> None:
     page, problems = page
     daily = [50 + 30 * math.sin(2 * math.pi * i / 288) for i in range(900)]

@@ -113,7 +113,7 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
 
     def preprocess(self, scoring: ScoringRequest, deadline: float) -> ChunkedSeries:
         """The series on the grid of the version served now, cut into overlapping chunks."""
-        info = self._catalog(scoring.model).current(deadline)
+        info = self.catalog(scoring.model).current(deadline)
         prepared = prepare_series(
             scoring.series,
             interval_seconds=info.interval_seconds,
@@ -137,7 +137,7 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
         except UpstreamError as exc:
             if exc.grpc_code != grpc.StatusCode.NOT_FOUND:
                 raise
-            self._catalog(info.name).forget(info.version)
+            self.catalog(info.name).forget(info.version)
             raise VersionGone(exc.code, exc.message, exc.grpc_code, exc.headers) from exc
         _check_outputs(info, prediction.outputs, job.windows.shape)
         return prediction
@@ -205,7 +205,7 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
         )
         return Answer(body, label, info.version, counts)
 
-    def _catalog(self, name: str) -> AnomalyCatalog:
+    def catalog(self, name: str) -> AnomalyCatalog:
         """The version catalog of a known model; 404 `unknown_model` with the known names otherwise."""
         known = self.registry.anomaly_models()
         if name not in known:

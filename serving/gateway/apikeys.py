@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, g, request
 
 from serving.gateway import metrics
 from serving.gateway.errors import ApiError
@@ -141,6 +141,7 @@ def install(app: Flask, ring: KeyRing, exempt: Callable[[], bool]) -> None:
             metrics.labelled(metrics.API_KEY_REQUESTS, label(rejected.key_name), rejected.code).inc()
             raise
         if name is not None:
+            g.api_key_name = name  # streams belong to the key that created them
             metrics.labelled(metrics.API_KEY_REQUESTS, label(name), "ok").inc()
 
 

@@ -23,6 +23,9 @@ from serving.gateway.digits import DigitEndpoint
 from serving.gateway.errors import ApiError, code_for_status
 from serving.gateway.jsonio import error_response
 from serving.gateway.model_registry import ModelRegistry
+from serving.gateway.streams import routes as stream_routes
+from serving.gateway.streams.service import StreamService
+from serving.gateway.streams.store import open_store
 from serving.gateway.upstream import UpstreamClient
 
 log = logging.getLogger("serving.gateway")
@@ -48,7 +51,10 @@ def create_app(config: GatewayConfig) -> Flask:
     metrics.initialise(config.required_models, config.model_label_limit)
     upstream = UpstreamClient(config.upstream, retries=config.upstream_retries)
     registry = ModelRegistry(config.models_config, config.anomaly_model, config.mnist_model)
-    routes_api.register(app, config, [DigitEndpoint(upstream, config), AnomalyEndpoint(upstream, registry, config)])
+    anomaly = AnomalyEndpoint(upstream, registry, config)
+    routes_api.register(app, config, [DigitEndpoint(upstream, config), anomaly])
+    store = open_store(config.stream_store, timeout_seconds=config.stream_store_timeout_seconds)
+    stream_routes.register(app, config, StreamService(store, anomaly, config))
     routes_ops.register(app, config, upstream, registry)
     routes_pages.register(app, config)
     _install_hooks(app)

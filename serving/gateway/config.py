@@ -53,6 +53,13 @@ class GatewayConfig:
     log_level: str = "info"
     api_keys_file: str = ""
     metrics_port: int = 0
+    stream_store: str = "sqlite:///streams.db"  # or redis://host:6379/0 (docs/streams.md)
+    stream_ttl_seconds: float = 7 * 24 * 3600.0  # an idle stream expires after this long without an append
+    stream_max_per_key: int = 1000  # live streams per API key (or in all without keys); 0: no limit
+    stream_history_points: int = 20_000  # most scored errors a stream keeps (docs/streams.md)
+    stream_max_append_points: int = 10_000
+    stream_store_timeout_seconds: float = 1.0
+    stream_store_retry_seconds: float = 1.0  # the Retry-After of a 503 while the store is down
 
     def __post_init__(self) -> None:
         positive = (
@@ -68,6 +75,11 @@ class GatewayConfig:
             "max_series_points",
             "anomaly_chunk_points",
             "microbatch_max_images",
+            "stream_ttl_seconds",
+            "stream_history_points",
+            "stream_max_append_points",
+            "stream_store_timeout_seconds",
+            "stream_store_retry_seconds",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -81,6 +93,7 @@ class GatewayConfig:
             "microbatch_ms",
             "model_label_limit",
             "metrics_port",
+            "stream_max_per_key",
         )
         for name in not_negative:
             if getattr(self, name) < 0:

@@ -17,6 +17,15 @@ CURL_EXAMPLES: dict[str, tuple[str, ...]] = {
         f"curl --data-binary @sensors.csv -H 'Content-Type: text/csv' {BASE_URL}/v1/anomaly:score",
         f"curl -F file=@sensors.csv -F sensitivity=0.7 {BASE_URL}/v1/anomaly:score",
     ),
+    "/v1/streams/{stream_id}": (
+        f"curl -X PUT -H 'Content-Type: application/json' -d '{{\"sensitivity\": 0.7}}' {BASE_URL}/v1/streams/pump-7",
+        f"curl {BASE_URL}/v1/streams/pump-7",
+        f"curl -X DELETE {BASE_URL}/v1/streams/pump-7",
+    ),
+    "/v1/streams/{stream_id}:append": (
+        'curl -H \'Content-Type: application/json\' -d \'{"after": null, "timestamps": '
+        f'["2014-04-01T00:00:00Z"], "values": [20.1]}}\' {BASE_URL}/v1/streams/pump-7:append',
+    ),
     "/v1/models": (f"curl {BASE_URL}/v1/models",),
     "/healthz": (f"curl {BASE_URL}/healthz",),
     "/readyz": (f"curl {BASE_URL}/readyz",),
@@ -27,6 +36,18 @@ CURL_EXAMPLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def code_samples(path: str) -> list[dict[str, str]]:
-    """The `x-codeSamples` entries of one path (the vendor extension API renderers read)."""
-    return [{"lang": "Shell", "label": "curl", "source": command} for command in CURL_EXAMPLES[path]]
+def code_samples(path: str, method: str) -> list[dict[str, str]]:
+    """The `x-codeSamples` entries of one operation (the vendor extension API renderers read)."""
+    return [
+        {"lang": "Shell", "label": "curl", "source": command}
+        for command in CURL_EXAMPLES[path]
+        if _method(command) == method
+    ]
+
+
+def _method(command: str) -> str:
+    """The HTTP method a curl command sends: `-X`'s, else POST when it has a body, else GET."""
+    words = command.split()
+    if "-X" in words:
+        return words[words.index("-X") + 1].lower()
+    return "post" if {"-d", "-F", "--data-binary"} & set(words) else "get"

@@ -11,6 +11,7 @@ from typing import Any
 from serving.contract import MNIST_SIDE
 from serving.gateway.config import GatewayConfig
 from serving.gateway.curl_examples import code_samples
+from serving.gateway.streams.openapi import stream_paths, stream_schemas
 
 JSON = "application/json"
 REF = "#/components/schemas/"
@@ -425,10 +426,17 @@ def openapi_document(config: GatewayConfig) -> dict[str, Any]:
                 'TensorFlow Serving. Every error is `{"error": {"code", "message"}}`.'
             ),
         },
-        "tags": [{"name": "digits"}, {"name": "anomaly"}, {"name": "operations"}, {"name": "pages"}],
+        "tags": [
+            {"name": "digits"},
+            {"name": "anomaly"},
+            {"name": "streams"},
+            {"name": "operations"},
+            {"name": "pages"},
+        ],
         "paths": {
             "/v1/digits:predict": {"post": _digits_operation(config)},
             "/v1/anomaly:score": {"post": _anomaly_operation(config)},
+            **stream_paths(config),
             "/v1/models": {
                 "get": {
                     **plain_get,
@@ -491,9 +499,9 @@ def openapi_document(config: GatewayConfig) -> dict[str, Any]:
                 }
             },
         },
-        "components": {"schemas": _schemas(config)},
+        "components": {"schemas": {**_schemas(config), **stream_schemas(config)}},
     }
     for path, item in document["paths"].items():
-        for operation in item.values():
-            operation["x-codeSamples"] = code_samples(path)
+        for method, operation in item.items():
+            operation["x-codeSamples"] = code_samples(path, method)
     return document

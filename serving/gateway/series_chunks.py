@@ -24,43 +24,39 @@ class Chunk:
 
 
 def make_chunks(n_points: int, history_length: int, chunk_size: int) -> list[Chunk]:
-    """Equal-length chunks overlapping by `history_length` whose kept parts cover [history_length, n).
+    """Chunks of at most `chunk_size` overlapping by `history_length` whose kept parts cover [history_length, n).
 
-    Every chunk is `chunk_size` long (a series no longer than that is one chunk of `n_points`) so
-    they stack into one batch. The last chunk is moved back to end at `n_points`; it then overlaps
-    its neighbour by more than `history_length`, and its `keep_from` skips what that one kept.
+    Chunk k starts at k * (chunk_size - history_length), whatever `n_points` is, and only the last one is
+    shorter: a point's chunk (and so its forecast, the LSTM reading each chunk from a fresh state) depends on
+    its position in its part alone, so a stream scored as it grows (serving/gateway/streams/) gets the
+    forecasts of the same series scored whole. Each chunk keeps its outputs from `history_length` on.
     """
     if chunk_size <= history_length:
         raise ValueError("chunk_size must be larger than history_length")
     if n_points < history_length + 1:
         raise ValueError(f"a series of {n_points} points has nothing to score (needs {history_length + 1})")
-    if n_points <= chunk_size:
-        return [Chunk(0, n_points, history_length)]
-    chunks = []
-    kept_until = history_length
-    while kept_until < n_points:
-        start = min(kept_until - history_length, n_points - chunk_size)
-        chunks.append(Chunk(start, start + chunk_size, kept_until - start))
-        kept_until = start + chunk_size
-    return chunks
+    stride = chunk_size - history_length
+    return [
+        Chunk(start, min(start + chunk_size, n_points), history_length)
+        for start in range(0, n_points - history_length, stride)
+    ]
 
 
 def plan_chunks(parts: Sequence[tuple[int, int]], history_length: int, chunk_size: int) -> tuple[list[Chunk], int]:
     """Chunks over every part long enough to score, and the one length they are padded to for a batch.
 
-    Parts of at most `history_length` points have nothing to score and get no chunk. A part shorter than the
+    Parts of at most `history_length` points have nothing to score and get no chunk. A chunk shorter than the
     common length is padded at its end for the batch (the network is causal: padding changes no kept output).
     """
     scorable = [(a, b) for a, b in parts if b - a > history_length]
     if not scorable:
         raise ValueError("no part is longer than history_length")
-    length = min(chunk_size, max(b - a for a, b in scorable))
     chunks = [
         Chunk(start + c.start, start + c.stop, c.keep_from)
         for start, stop in scorable
-        for c in make_chunks(stop - start, history_length, length)
+        for c in make_chunks(stop - start, history_length, chunk_size)
     ]
-    return chunks, length
+    return chunks, max(c.length for c in chunks)
 
 
 def chunk_windows(values: np.ndarray, chunks: Sequence[Chunk], length: int) -> np.ndarray:

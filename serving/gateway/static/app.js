@@ -292,6 +292,71 @@
     await scoreSeries();
   }
 
+  // ---- Live stream replay ----------------------------------------------------------------------------
+
+  const REPLAY_APPENDS = 120; // a replay sends the series in about this many appends
+  const JSON_HEADERS = { "Content-Type": "application/json" };
+
+  /** The rows [start, stop) of the parsed series as an append body (`values` for one sensor, else `series`). */
+  function appendBody(parsed, after, start, stop) {
+    const names = Object.keys(parsed.columns);
+    const body = { after, timestamps: parsed.timestamps.slice(start, stop) };
+    if (names.length === 1) body.values = parsed.columns[names[0]].slice(start, stop);
+    else body.series = Object.fromEntries(names.map((name) => [name, parsed.columns[name].slice(start, stop)]));
+    return body;
+  }
+
+  /** Send the series to a new stream a few points at a time; redraw the chart as the scores come back. */
+  async function replayStream() {
+    const status = $("series-status");
+    let parsed;
+    try {
+      parsed = parseSeriesText($("series-text").value, Number($("interval").value) || 300);
+    } catch (err) {
+      status.textContent = `Cannot replay: ${err.message}.`;
+      return;
+    }
+    const options = {};
+    const threshold = $("threshold").value.trim();
+    const sensitivity = $("sensitivity").value.trim();
+    if (threshold !== "") options.threshold = Number(threshold);
+    else if (sensitivity !== "") options.sensitivity = Number(sensitivity);
+    if ($("model").value) options.model = $("model").value;
+    const total = parsed.timestamps.length;
+    const step = Math.max(1, Math.ceil(total / REPLAY_APPENDS));
+    const id = `web-replay-${Math.random().toString(36).slice(2, 10)}`;
+    const path = `/v1/streams/${id}`;
+    $("score").disabled = $("replay").disabled = true;
+    try {
+      const stream = await callApi(path, { method: "PUT", headers: JSON_HEADERS, body: JSON.stringify(options) });
+      const points = [];
+      const events = new Map();
+      let after = null;
+      for (let start = 0; start < total; start += step) {
+        const stop = Math.min(total, start + step);
+        const answer = await callApi(`${path}:append`, {
+          method: "POST", headers: JSON_HEADERS, body: JSON.stringify(appendBody(parsed, after, start, stop)),
+        });
+        after = answer.end;
+        points.push(...answer.points);
+        answer.events.forEach((e) => events.set(e.start, e));
+        const sent = Object.fromEntries(Object.entries(parsed.columns).map(([k, v]) => [k, v.slice(0, stop)]));
+        const anomalies = [...events.values()];
+        drawChart({ columns: sent }, { points, anomalies, threshold: stream.threshold });
+        listSegments(anomalies);
+        status.textContent = `Live stream: ${stop} of ${total} points sent, ${anomalies.length} ` +
+          `event${anomalies.length === 1 ? "" : "s"} (model ${answer.model.name} v${answer.model.version}).`;
+      }
+      status.textContent = `Replayed ${total} points as a live stream: ${events.size} ` +
+        `event${events.size === 1 ? "" : "s"}.`;
+    } catch (err) {
+      status.textContent = `The stream stopped: ${err.message}.`;
+    } finally {
+      callApi(path, { method: "DELETE" }).catch(() => {}); // an idle stream would expire anyway
+      $("score").disabled = $("replay").disabled = false;
+    }
+  }
+
   // ---- Chart -----------------------------------------------------------------------------------------
 
   const CHART = { width: 960, height: 388, left: 64, right: 16, top: 16, seriesHeight: 230, gap: 28, scoreHeight: 90 };
@@ -463,6 +528,7 @@
   clearPad();
   $("series-form").addEventListener("submit", scoreSeries);
   $("series-file").addEventListener("change", loadFile);
+  $("replay").addEventListener("click", replayStream);
   checkService();
   loadModels();
 })();

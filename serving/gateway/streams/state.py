@@ -1,0 +1,91 @@
+"""What the store keeps per stream, and its compact encoding (zlib-compressed JSON, arrays as base64 floats).
+
+Bounded by the model's constants: the readings since the current chunk's start (at most one chunk), the
+valid per-point errors the score's baseline needs (at most `history_points`), the range of the readings so
+far, the last event and the answer to the last append (for retries). Nothing grows with the stream's age
+beyond that.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from serving.anomaly_scoring import ScoreParams
+from serving.gateway.segments import format_timestamp
+
+RECENT_EVENTS = 10
+PUBLIC_EVENT_FIELDS = ("start", "end", "peak_score", "peak_at", "points", "status")  # the rest are grid indices
+COMPRESSION_LEVEL = 1  # the fastest: the stored answer to the last append (JSON) shrinks several times
+ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64, "low": np.float64, "high": np.float64}
+
+
+@dataclass
+class StreamState:
+    """One stream: the model version it started with, its grid, its score history and its events."""
+
+    model: str
+    version: int
+    sensors: list[str]
+    interval_seconds: float
+    history_length: int
+    chunk_points: int
+    max_gap_steps: int
+    history_points: int
+    score: ScoreParams
+    threshold: float
+    sensitivity: float | None
+    created: float
+    anchor: float | None = None  # epoch seconds of grid step 0 (moved when a clock shift takes the next step)
+    last_step: int = -1
+    end: float | None = None  # the last reading's time: an append extends exactly this
+    last_values: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the last reading, as sent
+    points: int = 0  # grid points so far, filled ones included
+    part_start: int = 0  # grid index where the current gap-free part starts
+    readings: int = 0
+    appends: int = 0
+    context_start: int = 0  # grid index of context[0]
+    context: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    errors: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # valid errors, oldest first
+    low: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per sensor, over every grid point so far
+    high: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    event: dict[str, Any] | None = None  # the last event (grid indices, times, peak, points flagged)
+    recent_events: list[dict[str, Any]] = field(default_factory=list)
+    last_append: dict[str, Any] | None = None  # {"after", "digest", "response"} of the last applied append
+
+    def to_blob(self) -> bytes:
+        document = asdict(self)
+        for name in ARRAYS:
+            array = np.ascontiguousarray(getattr(self, name), dtype=ARRAYS[name])
+            document[name] = {"shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode()}
+        return zlib.compress(orjson.dumps(document), COMPRESSION_LEVEL)
+
+    @classmethod
+    def from_blob(cls, blob: bytes) -> StreamState:
+        document = orjson.loads(zlib.decompress(blob))
+        for name, dtype in ARRAYS.items():
+            packed = document[name]
+            document[name] = np.frombuffer(base64.b64decode(packed["data"]), dtype=dtype).reshape(packed["shape"])
+        document["score"] = ScoreParams(**document["score"])
+        return cls(**document)
+
+    def summary(self) -> dict[str, Any]:
+        """The public view of GET /v1/streams/{id}."""
+        return {
+            "model": {"name": self.model, "version": self.version},
+            "sensors": self.sensors,
+            "interval_seconds": self.interval_seconds,
+            "threshold": self.threshold,
+            "sensitivity": self.sensitivity,
+            "end": None if self.end is None else format_timestamp(self.end),
+            "readings": self.readings,
+            "appends": self.appends,
+            "grid_points": self.points,
+            "history_points": int(self.errors.size),
+            "recent_events": [{key: event[key] for key in PUBLIC_EVENT_FIELDS} for event in self.recent_events],
+        }
