@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import requests
 
+from serving.anomaly_scoring import RANGE_SCORE
 from tests.conftest import SHARED_DATA, require
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.test_gateway_integration import check_schema
@@ -85,6 +86,8 @@ def test_a_series_appended_in_pieces_scores_as_the_whole(streams_gateway: Gatewa
         events.update({event["start"]: event for event in body["events"]})
         after = body["end"]
     expected = whole.json()
+    lifted = [p["score"] for p in expected["points"][900:] if p["score"] is not None]
+    assert max(lifted) >= RANGE_SCORE  # the range rule fired, so its streamed state is compared too
     document = requests.get(f"{url}/openapi.json", timeout=10).json()
     check_schema(document, "AppendResponse", body)
     assert [p["timestamp"] for p in streamed] == [p["timestamp"] for p in expected["points"]]
