@@ -8,6 +8,7 @@ with noise at the anomaly model's own interval, which the benchmark reads from t
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import urllib.request
@@ -38,6 +39,16 @@ class AnomalyInfo:
 
     interval_seconds: float
     sensor_names: list[str]
+
+
+def add_mnist_data_argument(parser: argparse.ArgumentParser) -> None:
+    """`--mnist-data`: the digits every load generator sends (the shared MNIST npz when it is there)."""
+    parser.add_argument(
+        "--mnist-data",
+        type=Path,
+        default=DEFAULT_MNIST_NPZ,
+        help="npz with x_test digits to send (absent: digits drawn with Pillow)",
+    )
 
 
 def digit_images(count: int, npz: Path | None) -> np.ndarray:

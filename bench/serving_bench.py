@@ -47,12 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--requests", type=int, default=300, help="sequential requests per path in the side-by-side latency comparisons"
     )
     parser.add_argument("--import-runs", type=int, default=5, help="fresh-process imports of the app to time")
-    parser.add_argument(
-        "--mnist-data",
-        type=Path,
-        default=payloads.DEFAULT_MNIST_NPZ,
-        help="npz with x_test digits to send (absent: digits drawn with Pillow)",
-    )
+    payloads.add_mnist_data_argument(parser)
     parser.add_argument(
         "--gateway-env",
         nargs="*",

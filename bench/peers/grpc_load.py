@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -81,7 +80,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1, help="images per Predict")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds")
-    parser.add_argument("--mnist-data", type=Path, default=payloads.DEFAULT_MNIST_NPZ)
+    payloads.add_mnist_data_argument(parser)
     args = parser.parse_args()
     request = tfs_lite_pb2.PredictRequest()
     request.model_spec.name = "mnist"

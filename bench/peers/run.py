@@ -79,12 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="times each level is measured (median kept)")
     parser.add_argument("--requests", type=int, default=300, help="sequential requests for the overhead")
     parser.add_argument("--floor-calls", type=int, default=200, help="timed calls per batch for the floor")
-    parser.add_argument(
-        "--mnist-data",
-        type=Path,
-        default=payloads.DEFAULT_MNIST_NPZ,
-        help="npz with x_test digits to send (absent: digits drawn with Pillow)",
-    )
+    payloads.add_mnist_data_argument(parser)
     args = parser.parse_args(argv)
     if "ours" not in args.peers:
         parser.error("--peers must include ours: every other peer is reported as a ratio to it")
