@@ -44,7 +44,7 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
     # No bandwidth-delay probing: it sends a PING with each response read (and gets its ACK), extra syscalls and
     # wake-ups on both sides of every call that only tune flow-control windows for long, fat links.
-    # Measured against the local model server: -6-11% gateway CPU, -11-20% model-server CPU per single Predict.
+    # 4 x 300 sequential single Predicts (bench/RESULTS.md, round 2): gateway CPU per call -6-11%.
     ("grpc.http2.bdp_probe", 0),
 )
 FIRST_BACKOFF_SECONDS = 0.05
