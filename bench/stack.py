@@ -61,12 +61,18 @@ class Service:
 
 
 def _start(
-    name: str, args: list[str], log_dir: Path, env: dict[str, str], ready: Callable[[], bool], timeout: float
+    name: str,
+    args: list[str],
+    log_dir: Path,
+    env: dict[str, str],
+    ready: Callable[[], bool],
+    timeout: float,
+    cwd: Path | None = None,
 ) -> Service:
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True, cwd=cwd
         )
     service = Service(name, process, log_path)
     deadline = time.monotonic() + timeout
@@ -147,8 +153,13 @@ def gateway(
     settings: dict[str, str],
     timeout: float = 60.0,
     ready_path: str = "/readyz",
+    source: Path | None = None,
 ) -> Iterator[Gateway]:
-    """A gateway in front of `upstream`, returned once `ready_path` answers 200 and every worker is up."""
+    """A gateway in front of `upstream`, returned once `ready_path` answers 200 and every worker is up.
+
+    `source`: another checkout of this repository to run the gateway's code from (`python -m` imports from the
+    working directory first), for a baseline measured beside this one.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"PROMETHEUS_MULTIPROC_DIR": str(log_dir / f"{name}-metrics"), "GATEWAY_LOG_LEVEL": "warning", **settings}
@@ -161,7 +172,7 @@ def gateway(
         f"--upstream={upstream}",
         f"--workers={workers}",
     ]
-    service = _start(name, args, log_dir, env, lambda: http_status(f"{url}{ready_path}") == 200, timeout)
+    service = _start(name, args, log_dir, env, lambda: http_status(f"{url}{ready_path}") == 200, timeout, source)
     deadline = time.monotonic() + timeout
     while len(service.worker_pids()) < workers and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -7,6 +7,7 @@ them. Their test runs where `make bench-peers` already built them, and skips wit
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from tests.processes import REPO_ROOT, python_module, tool
 PEER_VENVS = REPO_ROOT / "bench-results" / "peers-venvs"
 
 
-def run_peers(models: Path, mnist_npz: Path, out: Path, peers: list[str], timeout: float) -> dict:
+def run_peers(
+    models: Path, mnist_npz: Path, out: Path, peers: list[str], timeout: float, extra: tuple[str, ...] = ()
+) -> dict:
     command = python_module(
         "bench.peers",
         "--models",
@@ -44,6 +47,7 @@ def run_peers(models: Path, mnist_npz: Path, out: Path, peers: list[str], timeou
         "10",
         "--mnist-data",
         str(mnist_npz),
+        *extra,
     )
     finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
@@ -60,9 +64,13 @@ def check_level(row: dict, name: str) -> None:
 @pytest.mark.slow
 def test_ours_against_the_minimum(trained_models: Path, mnist_npz: Path, tmp_path: Path) -> None:
     tool("wrk")
-    results = run_peers(trained_models, mnist_npz, tmp_path, ["ours", "minimum-rest", "minimum-grpc"], 240)
+    # --baseline: a second gateway from another source tree (here a copy of this one), in the same rounds
+    baseline = tmp_path / "baseline"
+    shutil.copytree(REPO_ROOT / "serving", baseline / "serving", ignore=shutil.ignore_patterns("__pycache__"))
+    peers = ["ours", "minimum-rest", "minimum-grpc"]
+    results = run_peers(trained_models, mnist_npz, tmp_path / "out", peers, 300, ("--baseline", str(baseline)))
 
-    assert set(results["peers"]) == {"ours", "minimum-rest", "minimum-grpc"} and not results["skipped"]
+    assert set(results["peers"]) == {*peers, "ours-baseline"} and not results["skipped"]
     for name, scenarios in results["peers"].items():
         for scenario, levels in scenarios.items():
             check_level(levels["2"], f"{name} {scenario}")
@@ -80,6 +88,9 @@ def test_ours_against_the_minimum(trained_models: Path, mnist_npz: Path, tmp_pat
     assert [row["batch_size"] for row in results["floor"]] == [1, 32]
     assert all(row["digits_per_s"] > 0 for row in results["floor"])
     assert results["overhead"]["gateway_png_1"]["p50_ms"] > 0
+    assert results["baseline_overhead"]["gateway_png_1"]["p50_ms"] > 0
+    assert results["settings"]["baseline"] == str(baseline)
+    assert results["ratios_to_ours"]["ours-baseline"]["digit_1"]["2"]["peer_cpu_ms_per_request"] > 0
     by_name = {row["target"]: row for row in results["targets"]}
     assert by_name["errors, every peer and level"]["status"] == "PASS"
     assert by_name["single digits, 16 clients: ours / best peer req/s"]["status"] == "n/a"  # no peer, no level 16

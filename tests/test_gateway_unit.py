@@ -4,6 +4,7 @@ real gunicorn gateway whose upstream is down (errors, limits, pages, readiness, 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import re
 import subprocess
@@ -59,8 +60,14 @@ def test_config_parses_every_field_type() -> None:
         gateway_config._boolean("maybe")
 
 
-def test_observe_many_matches_observe() -> None:
-    values = np.array([0.0, 0.05, 0.1, 0.1000001, 0.5, 0.99, 1.0, 7.0, np.nan])
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([0.0, 0.05, 0.1, 0.1000001, 0.5, 0.99, 1.0, 7.0, np.nan]),  # the NumPy path
+        np.array([0.1000001, np.nan, 7.0], dtype=np.float32),  # few values: observed one by one
+    ],
+)
+def test_observe_many_matches_observe(values: np.ndarray) -> None:
     buckets = (0.1, 0.5, 1.0)
     one, many = CollectorRegistry(), CollectorRegistry()
     single = Histogram("h", "h", buckets=buckets, registry=one)
@@ -158,6 +165,23 @@ def test_app_import_never_loads_tensorflow() -> None:
     assert report["tf"] == []
     assert report["statuses"] == [200, 503]  # the digit request went through the gRPC client to no server
     assert report["seconds"] < 10 and report["rss_mb"] < 400
+
+
+def test_every_view_and_hook_is_synchronous() -> None:
+    """GatewayFlask hands views and hooks to WSGI unchecked: an `async def` among them would answer a coroutine."""
+    from serving.gateway.app import create_app
+    from serving.gateway.config import GatewayConfig
+
+    app = create_app(GatewayConfig(upstream=f"127.0.0.1:{free_port()}", api_keys_file="", metrics_port=9))
+    hooks = [
+        *app.view_functions.values(),
+        *(func for funcs in app.before_request_funcs.values() for func in funcs),
+        *(func for funcs in app.after_request_funcs.values() for func in funcs),
+        *(func for funcs in app.teardown_request_funcs.values() for func in funcs),
+        *app.error_handler_spec[None][None].values(),
+    ]
+    assert len(hooks) > 20
+    assert [func for func in hooks if inspect.iscoroutinefunction(func)] == []
 
 
 @pytest.fixture(scope="module")

@@ -179,12 +179,13 @@ def print_summary(results: dict) -> None:
                 )
     for name, reason in results.get("skipped", {}).items():
         print(f"  {name}: not measured ({reason})")
-    overhead = results.get("overhead")
-    if overhead:
-        print(
-            f"\none request at a time: gateway (PNG) p50 {overhead['gateway_png_1']['p50_ms']} ms, direct gRPC "
-            f"Predict p50 {overhead['grpc_1']['p50_ms']} ms: overhead {overhead['overhead_p50_ms']} ms"
-        )
+    print()
+    for key, gateway in (("overhead", "gateway"), ("baseline_overhead", "baseline gateway")):
+        if overhead := results.get(key):
+            print(
+                f"one request at a time: {gateway} (PNG) p50 {overhead['gateway_png_1']['p50_ms']} ms, direct gRPC "
+                f"Predict p50 {overhead['grpc_1']['p50_ms']} ms: overhead {overhead['overhead_p50_ms']} ms"
+            )
     for row in results.get("floor", []):
         print(f"in-process CNN, batch {row['batch_size']:>2}: p50 {row['p50_ms']} ms = {row['digits_per_s']} digits/s")
     print("\ntarget                                                          limit        measured   status")

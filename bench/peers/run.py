@@ -38,6 +38,7 @@ from bench.peers import report, targets, venvs
 from bench.procstats import wait_until_idle
 
 PEERS = ("ours", "kserve-rest", "kserve-grpc", "bentoml", "minimum-rest", "minimum-grpc")
+BASELINE = "ours-baseline"  # our gateway from another checkout (--baseline), for before/after in one run
 SCENARIOS = {"digit_1": 1, "digits_32": 32}
 GATEWAY_WORKERS = 2
 READY_TIMEOUT_S = 120.0
@@ -79,6 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="times each level is measured (median kept)")
     parser.add_argument("--requests", type=int, default=300, help="sequential requests for the overhead")
     parser.add_argument("--floor-calls", type=int, default=200, help="timed calls per batch for the floor")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help=f"another checkout of this repository (e.g. `git worktree add` of main): its gateway runs beside ours "
+        f"as `{BASELINE}`, in the same rounds, for before/after ratios measured in one run",
+    )
     payloads.add_mnist_data_argument(parser)
     args = parser.parse_args(argv)
     if "ours" not in args.peers:
@@ -210,6 +217,11 @@ def start_peers(
         except (venvs.PeerUnavailable, RuntimeError) as exc:
             skipped[name] = str(exc)[-500:]
             print(f"{name}: not measured: {skipped[name]}", flush=True)
+    if args.baseline:
+        gateway = exits.enter_context(
+            stack.gateway(model_server.grpc_target, log_dir, BASELINE, GATEWAY_WORKERS, {}, source=args.baseline)
+        )
+        peers[BASELINE] = http_peer(BASELINE, gateway.url + "/v1/digits:predict", gateway.service.pid, pngs)
     return peers, skipped
 
 
@@ -315,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
                     check_answer(*peer.send(count), count)
         raw = run_rounds(peers, model_server, args)
         results["overhead"] = gateway_overhead(peers["ours"], model_server, images, args)
+        if BASELINE in peers:
+            results["baseline_overhead"] = gateway_overhead(peers[BASELINE], model_server, images, args)
     results["floor"] = run_floor(args)
     results["peers"] = {
         name: {

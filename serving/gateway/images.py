@@ -100,8 +100,8 @@ def image_to_mnist(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> np.ndar
     A picture that already is one (28x28 grayscale on a dark background) is returned unchanged.
     Raises ApiError 422 `blank_image` when the picture holds no ink.
     """
-    if _is_mnist_style(image):
-        digit = np.array(image, dtype=np.uint8)
+    digit = _mnist_style_pixels(image)
+    if digit is not None:
         if digit.max() < MIN_INK_CONTRAST:
             raise ApiError("blank_image", "the image holds no ink (it is blank)")
         return digit
@@ -145,13 +145,18 @@ def _describe(value: object) -> str:
     return type(value).__name__ if value is not None else "null"
 
 
-def _is_mnist_style(image: Image.Image) -> bool:
+def _mnist_style_pixels(image: Image.Image) -> np.ndarray | None:
+    """The pixels of a picture that already is an MNIST digit (28x28 grayscale, dark border ring), else None.
+
+    This runs for every image, so it is cheap: one copy of the pixels (`tobytes`, faster than Pillow's array
+    interface), and "the median border pixel is dark" counted (all dark pixels less the inner ones), not sorted.
+    """
     if image.mode != "L" or image.size != (MNIST_SIDE, MNIST_SIDE):
-        return False
-    pixels = np.asarray(image)
-    ring = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
-    # "the median border pixel is dark", counted rather than sorted: this runs for every image.
-    return 2 * np.count_nonzero(ring <= DARK_BACKGROUND_MAX) >= ring.size
+        return None
+    pixels = np.frombuffer(bytearray(image.tobytes()), dtype=np.uint8).reshape(MNIST_SIDE, MNIST_SIDE)
+    dark = pixels <= DARK_BACKGROUND_MAX
+    dark_in_ring = np.count_nonzero(dark) - np.count_nonzero(dark[1:-1, 1:-1])
+    return pixels if 2 * dark_in_ring >= 4 * (MNIST_SIDE - 1) else None
 
 
 def _flatten(image: Image.Image) -> np.ndarray:

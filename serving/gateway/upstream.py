@@ -42,6 +42,10 @@ CHANNEL_OPTIONS = (
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 500),
     ("grpc.keepalive_time_ms", 30_000),
+    # No bandwidth-delay probing: it sends a PING with each response read (and gets its ACK), extra syscalls and
+    # wake-ups on both sides of every call that only tune flow-control windows for long, fat links.
+    # 4 x 300 sequential single Predicts (bench/RESULTS.md, round 2): gateway CPU per call -6-11%.
+    ("grpc.http2.bdp_probe", 0),
 )
 FIRST_BACKOFF_SECONDS = 0.05
 RETRY_AFTER_SECONDS = "1"

@@ -1,4 +1,4 @@
-"""The gateway's gunicorn workers: read deadlines, JSON errors and no `Server` header, on gevent or gthread.
+"""The gateway's gunicorn workers (gevent or gthread): read deadlines, JSON errors, no `Server` header, one send.
 
 `GatewayWorker` (gevent, the default): a gthread worker gives each connection a thread until its request
 is read, so a handful of clients that send headers and then stall (or trickle a body) hold every thread,
@@ -68,6 +68,38 @@ def _headers_without_server(response: wsgi.Response) -> list[str]:
     return [line for line in _default_headers(response) if not line.startswith("Server:")]
 
 
+_write = wsgi.Response.write
+
+
+class _Gathered:
+    """Stands in for a response's socket during its first `write`, keeping what gunicorn would send."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.parts.append(data)
+
+
+def _write_head_with_body(response: wsgi.Response, data: bytes) -> None:
+    """gunicorn's `Response.write`, but the first call sends the head and the body in one `sendall`.
+
+    gunicorn sends the head and then each body chunk, two sends (two syscalls, on loopback two passes through
+    the TCP stack) for a whole JSON answer; the profile of a worker at 16 clients had ~11% of its time in them.
+    """
+    if response.headers_sent:
+        _write(response, data)
+        return
+    sock, gathered = response.sock, _Gathered()
+    response.sock = gathered
+    try:
+        _write(response, data)
+    finally:
+        response.sock = sock
+    if gathered.parts:
+        sock.sendall(b"".join(gathered.parts))
+
+
 class _DropReadTimeouts(logging.Filter):
     """A client that stalls past the read timeout is expected, not a server fault worth a traceback."""
 
@@ -96,9 +128,11 @@ def _closing_on_request(app: Any) -> Any:
 
 
 def _harden_gunicorn() -> None:
-    """In this worker process: JSON for gunicorn's own error answers, no Server header, no read-timeout noise."""
+    """In this worker process: JSON for gunicorn's own error answers, no Server header, no read-timeout noise,
+    head and body in one send."""
     util.write_error = json_write_error
     wsgi.Response.default_headers = _headers_without_server  # type: ignore[method-assign]
+    wsgi.Response.write = _write_head_with_body  # type: ignore[method-assign]
     logging.getLogger("gunicorn.error").addFilter(_DropReadTimeouts())
 
 
