@@ -27,8 +27,12 @@ from serving.gateway.images import ALL_STEPS, PhotoSteps, decode_image, image_to
 PREPROCESSING = {
     "all steps": ALL_STEPS,
     "without adaptive background": replace(ALL_STEPS, adaptive_background=False),
+    "without connected ink": replace(ALL_STEPS, connected_ink=False),
     "without stroke normalisation": replace(ALL_STEPS, stroke_normalisation=False),
-    "MNIST procedure only": PhotoSteps(adaptive_background=False, stroke_normalisation=False),
+    "without even ink strength": replace(ALL_STEPS, even_strength=False),
+    "MNIST procedure only": PhotoSteps(
+        adaptive_background=False, connected_ink=False, stroke_normalisation=False, even_strength=False
+    ),
 }
 TRAINED = ("quick", "quick without ink augmentation")
 GENERATORS = {"standard": STANDARD, "broad": BROAD}

@@ -89,7 +89,14 @@ def test_photo_benchmark_measures_every_lever(trained_models: Path, mnist_npz: P
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    levers = ["all steps", "without adaptive background", "without stroke normalisation", "MNIST procedure only"]
+    levers = [
+        "all steps",
+        "without adaptive background",
+        "without connected ink",
+        "without stroke normalisation",
+        "without even ink strength",
+        "MNIST procedure only",
+    ]
     for generator, seed in (("standard", 0), ("broad", 1)):
         own = [row for row in rows if row["generator"] == generator]
         assert [row["preprocessing"] for row in own] == levers and {row["seed"] for row in own} == {seed}
