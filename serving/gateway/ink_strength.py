@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from serving.gateway.ink import stroke_width
+from serving.gateway.ink import grow_mask, stroke_width
 
 # Ink (0..1 of the strongest, after the noise floor) at least this strong is the digit for sure ...
 STRONG_INK = 0.5
@@ -37,12 +37,12 @@ def keep_connected_ink(ink: np.ndarray) -> np.ndarray:
     kept = reduced >= STRONG_INK
     # Grow the sure ink through the weak ink until it stops (a path can wind, so no fixed number of steps).
     while True:
-        grown = _grow(kept) & allowed
+        grown = grow_mask(kept, 1) & allowed
         if np.array_equal(grown, kept):
             break
         kept = grown
     # One reduced pixel of margin keeps the strokes' blurred fringe, which the reduction counted as weak.
-    mask = np.repeat(np.repeat(_grow(kept), factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
+    mask = np.repeat(np.repeat(grow_mask(kept, 1), factor, axis=0), factor, axis=1)[: ink.shape[0], : ink.shape[1]]
     return np.where(mask, ink, 0.0).astype(ink.dtype)
 
 
@@ -60,17 +60,6 @@ def _max_reduce(values: np.ndarray, factor: int) -> np.ndarray:
     padded = np.zeros((rows * factor, cols * factor), dtype=values.dtype)
     padded[:height, :width] = values
     return padded.reshape(rows, factor, cols, factor).max(axis=(1, 3))
-
-
-def _grow(mask: np.ndarray) -> np.ndarray:
-    """A boolean mask grown by one pixel in all 8 directions."""
-    padded = np.pad(mask, 1)
-    height, width = mask.shape
-    grown = mask.copy()
-    for dr in (0, 1, 2):
-        for dc in (0, 1, 2):
-            grown |= padded[dr : dr + height, dc : dc + width]
-    return grown
 
 
 def _max_filter(values: np.ndarray, size: int) -> np.ndarray:
