@@ -6,7 +6,9 @@ decoding and preprocessing (serving/gateway/images.py) and classifies them, next
 seed `--seed` + 1), wider ranges and effects the tuning never saw: the check that a gain holds beyond it. Each
 lever is measured on its own: models trained with and without the ink augmentation (or the SavedModels given
 with --model), and every model under the full preprocessing and with each photo step switched off in turn.
-Writes bench-results/photos.json and prints a table.
+Writes bench-results/photos.json (with each model's error rates by the generator's draws, bench/photo_failures.py)
+and, beside it, photo-failures-<model>-<generator>.png (photo-only failures as the model saw them, next to the
+clean digits); prints a table.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.photo_failures import error_buckets, failure_grid
 from bench.photos import BROAD, FORMATS, STANDARD, clean_png, render_photo
 from serving.gateway.errors import ApiError
 from serving.gateway.images import ALL_STEPS, PhotoSteps, decode_image, image_to_mnist
@@ -27,8 +30,12 @@ from serving.gateway.images import ALL_STEPS, PhotoSteps, decode_image, image_to
 PREPROCESSING = {
     "all steps": ALL_STEPS,
     "without adaptive background": replace(ALL_STEPS, adaptive_background=False),
+    "without connected ink": replace(ALL_STEPS, connected_ink=False),
     "without stroke normalisation": replace(ALL_STEPS, stroke_normalisation=False),
-    "MNIST procedure only": PhotoSteps(adaptive_background=False, stroke_normalisation=False),
+    "without even ink strength": replace(ALL_STEPS, even_strength=False),
+    "MNIST procedure only": PhotoSteps(
+        adaptive_background=False, connected_ink=False, stroke_normalisation=False, even_strength=False
+    ),
 }
 TRAINED = ("quick", "quick without ink augmentation")
 GENERATORS = {"standard": STANDARD, "broad": BROAD}
@@ -121,6 +128,7 @@ def render_set(data, count: int, seed: int, generator: str) -> dict:
         "seed": seed,
         "labels": data.y_test[chosen].astype(np.int64),
         "formats": np.array([style.fmt for _, style in rendered]),
+        "styles": [style for _, style in rendered],
         "clean": clean,
         "prepared": {name: preprocess_all(photos, steps) for name, steps in PREPROCESSING.items()},
     }
@@ -142,10 +150,18 @@ def main(argv: list[str] | None = None) -> int:
     for model_name, classify in classifiers.items():
         for generator, photo_set in sets.items():
             labels, formats = photo_set["labels"], photo_set["formats"]
-            clean_accuracy = float(np.mean(classify(photo_set["clean"]) == labels))
+            clean_correct = classify(photo_set["clean"]) == labels
+            clean_accuracy = float(np.mean(clean_correct))
             for steps_name, (pictures, refused, ms) in photo_set["prepared"].items():
                 correct = classify(pictures) == labels
                 accuracy = float(np.mean(correct))
+                failures = {}
+                if steps_name == "all steps":
+                    # Where the errors are: by the generator's draws, and a picture of the photo-only failures.
+                    failures = {"error_by_factor": error_buckets(photo_set["styles"], correct, clean_correct)}
+                    grid = args.out.parent / f"photo-failures-{model_name.replace(' ', '-')}-{generator}.png"
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    failure_grid(pictures, photo_set["clean"], np.flatnonzero(clean_correct & ~correct), grid)
                 rows.append(
                     {
                         "model": model_name,
@@ -163,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                             for fmt in FORMATS
                             if np.any(formats == fmt)
                         },
+                        **failures,
                     }
                 )
     results = {

@@ -10,10 +10,13 @@ from serving.gateway import ink
 from serving.gateway.errors import ApiError
 from serving.gateway.images import ALL_STEPS, PhotoSteps, image_to_mnist
 from serving.gateway.ink import MNIST_STROKE_BAND, WORK_SCALE, normalise_stroke, paper_surface, stroke_width
+from serving.gateway.ink_strength import even_ink_strength, keep_connected_ink
 from tests.test_images import draw_seven, ink_box, shifted_mean_abs_diff
 
 WITHOUT_BACKGROUND = PhotoSteps(adaptive_background=False, stroke_normalisation=True)
 WITHOUT_STROKES = PhotoSteps(adaptive_background=True, stroke_normalisation=False)
+WITHOUT_CONNECTED = PhotoSteps(connected_ink=False)
+WITHOUT_EVEN = PhotoSteps(even_strength=False)
 
 
 def reference() -> np.ndarray:
@@ -99,3 +102,46 @@ def test_faint_shading_does_not_stretch_the_bounding_box() -> None:
     seven[:, :150] -= 25  # half the sheet a little darker than the ink-free paper elsewhere
     digit = image_to_mnist(Image.fromarray(np.clip(seven, 0, 255).astype(np.uint8)), WITHOUT_BACKGROUND)
     assert max(ink_box(digit, 64)) >= 18
+
+
+def two_pen_seven(stem_strength: float) -> np.ndarray:
+    """A seven on white paper (float32 0..255) whose lower half is drawn with a lighter pen."""
+    seven = 255 - np.asarray(draw_seven((300, 300), (60, 50, 240, 250), width=20), dtype=np.float32)
+    seven[150:] *= stem_strength
+    return 255 - seven
+
+
+def test_weak_ink_is_kept_where_it_continues_a_stroke_and_dropped_where_it_stands_alone() -> None:
+    ink = np.zeros((200, 300), dtype=np.float32)
+    ink[100:110, 20:120] = 1.0  # a stroke in dark ink ...
+    ink[100:110, 120:200] = 0.3  # ... finished with a light pen
+    ink[20:40, 250:270] = 0.3  # a blotch as strong as the light pen, on its own
+    kept = keep_connected_ink(ink)
+    assert np.array_equal(kept[90:120], ink[90:120])
+    assert not kept[:60].any()
+
+
+def test_a_detached_blotch_does_not_shrink_the_digit() -> None:
+    picture = two_pen_seven(0.4)
+    picture[255:285, 255:285] -= 0.35 * 255  # a grey blotch in the corner, fainter than either pen
+    photo = Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8))
+    kept, stretched = image_to_mnist(photo, ALL_STEPS), image_to_mnist(photo, WITHOUT_CONNECTED)
+    assert kept[21:, 19:].max() < 64 and max(ink_box(kept, 64)) >= 19
+    # Without: the box reaches the blotch in the bottom right corner, and the seven shrinks to make room.
+    assert stretched[21:, 19:].max() >= 128 and max(ink_box(stretched[:21, :19], 64)) <= 17
+
+
+def test_a_lighter_second_pen_reaches_the_model_at_full_strength() -> None:
+    photo = Image.fromarray(two_pen_seven(0.4).astype(np.uint8))
+    evened, uneven = image_to_mnist(photo, ALL_STEPS), image_to_mnist(photo, WITHOUT_EVEN)
+    # The stem's lower half: as strong as the bar once evened out, faint without.
+    assert evened[22:].max(axis=1).min() >= 230 and uneven[22:].max() < 150
+    assert shifted_mean_abs_diff(evened, reference()) < 0.6 * shifted_mean_abs_diff(uneven, reference())
+
+
+def test_even_ink_strength_does_not_raise_faint_background_to_ink() -> None:
+    ink = np.zeros((60, 60), dtype=np.float32)
+    ink[20:26, 5:55] = 1.0
+    ink[40:, :] = 0.1  # faint leftovers far from any stroke
+    evened = even_ink_strength(ink)
+    assert np.allclose(evened[20:26, 8:52], 1.0) and evened[45:].max() <= 0.1 / 0.3 + 1e-6

@@ -89,12 +89,26 @@ def test_photo_benchmark_measures_every_lever(trained_models: Path, mnist_npz: P
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    levers = ["all steps", "without adaptive background", "without stroke normalisation", "MNIST procedure only"]
+    levers = [
+        "all steps",
+        "without adaptive background",
+        "without connected ink",
+        "without stroke normalisation",
+        "without even ink strength",
+        "MNIST procedure only",
+    ]
     for generator, seed in (("standard", 0), ("broad", 1)):
         own = [row for row in rows if row["generator"] == generator]
         assert [row["preprocessing"] for row in own] == levers and {row["seed"] for row in own} == {seed}
         assert len({row["clean_accuracy"] for row in own}) == 1 and own[0]["clean_accuracy"] > 0.9
     assert all(0 < row["photo_accuracy"] <= 1 and set(row["by_format"]) <= set(FORMATS) for row in rows)
+    for row in (row for row in rows if row["preprocessing"] == "all steps"):
+        blur = row["error_by_factor"]["blur_mnist_px"]
+        assert sum(bucket["pictures"] for bucket in blur) == 60 and all(0 <= b["photo_error"] <= 1 for b in blur)
+    assert {path.name for path in tmp_path.glob("photo-failures-*.png")} == {
+        "photo-failures-quick-standard.png",
+        "photo-failures-quick-broad.png",
+    }
     assert "PASS" in done.stdout or "MISS" in done.stdout
 
 

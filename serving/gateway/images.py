@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from serving.contract import MNIST_SIDE
 from serving.gateway.errors import ApiError
 from serving.gateway.ink import normalise_stroke, paper_surface
+from serving.gateway.ink_strength import even_ink_strength, keep_connected_ink
 
 DIGIT_BOX = 20
 MNIST_CENTRE = 14
@@ -82,13 +83,15 @@ def decode_image(data: bytes, max_pixels: int = 4_000_000) -> Image.Image:
 
 @dataclass(frozen=True)
 class PhotoSteps:
-    """The steps for photos and scans beyond MNIST's own procedure (serving/gateway/ink.py).
+    """The steps for photos and scans beyond MNIST's own procedure (serving/gateway/ink.py, ink_strength.py).
 
     The gateway runs all of them; `python -m bench.photo_accuracy` switches each off alone to measure its gain.
     """
 
     adaptive_background: bool = True
+    connected_ink: bool = True
     stroke_normalisation: bool = True
+    even_strength: bool = True
 
 
 ALL_STEPS = PhotoSteps()
@@ -107,12 +110,16 @@ def image_to_mnist(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> np.ndar
         return digit
     ink, paper_noise = _ink_strength(_flatten(image), steps.adaptive_background)
     ink = _remove_background(ink, paper_noise)
+    if steps.connected_ink:
+        ink = keep_connected_ink(ink)
     top, bottom, left, right = _ink_bounding_box(np.where(ink >= BBOX_MIN_INK, ink, 0.0))
     crop = ink[top:bottom, left:right]
     if crop.size == 0 or not np.isfinite(crop).all():  # a float image holding +-inf stretches to NaN
         raise ApiError("blank_image", "the image holds no measurable ink (are its pixel values finite?)")
-    digit = _fit_in_box(normalise_stroke(crop) if steps.stroke_normalisation else crop)
-    return _centre_by_mass(digit)
+    digit = normalise_stroke(crop) if steps.stroke_normalisation else crop
+    if steps.even_strength:
+        digit = even_ink_strength(digit)
+    return _centre_by_mass(_fit_in_box(digit))
 
 
 def pixels_to_mnist(pixels: object) -> np.ndarray:

@@ -54,7 +54,7 @@ def paper_surface(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     # Ink stands out from the quadratic by more than the paper's noise and by a good share of the strongest ink;
     # gentler shade (a blotch, a vignette) is paper, and the blocks follow it.
     ink_level = max(SURFACE_OUTLIER_SIGMAS * spread, SURFACE_SHADE_SHARE * float(np.percentile(distance, 99)))
-    paper = ~_grow(distance > ink_level, SURFACE_INK_MARGIN)
+    paper = ~grow_mask(distance > ink_level, SURFACE_INK_MARGIN)
     correction = _block_medians(residual, paper)
     upsampled = _upsample(correction, sample.shape[:2])
     noise = float(np.median(np.abs(residual - upsampled).max(axis=2)[paper])) if paper.any() else spread
@@ -100,7 +100,7 @@ def _evaluate(coefficients: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> n
     )
 
 
-def _grow(mask: np.ndarray, steps: int) -> np.ndarray:
+def grow_mask(mask: np.ndarray, steps: int) -> np.ndarray:
     """A boolean mask grown by `steps` pixels (8-neighbourhood): ink plus its blurred fringe."""
     for _ in range(steps):
         padded = np.pad(mask, 1)
