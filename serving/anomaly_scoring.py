@@ -60,7 +60,7 @@ class ScoreParams:
     average_points: int = 10
     baseline_points: int = 8000
     prior_points: int = 100
-    event_gap_points: int = 150
+    event_gap_points: int = 100  # 8 h at 5 minutes; 150 swallowed anomalies soon after a false alarm (RESULTS)
     prior_mean: float = 1.0
     prior_std: float = 1.0
 

@@ -59,7 +59,8 @@ def test_anomaly_signatures_and_model_info(trained_models: Path) -> None:
     info = {k: v.numpy() for k, v in loaded.signatures["model_info"](window=tf.zeros([1, 1, 1])).items()}
     assert info["sensor_names"].tolist() == [b"value"]
     assert info["interval_seconds"].tolist() == [300.0]
-    assert info["history_length"].tolist() == [16] and info["event_gap_points"].tolist() == [150]
+    assert info["history_length"].tolist() == [16]
+    assert info["event_gap_points"].tolist() == [ScoreParams().event_gap_points]
     assert 0 < info["prior_error_mean"][0] < 5 and 0 < info["prior_error_std"][0] < 5
     report = json.loads((latest(trained_models, "anomaly") / "training_report.json").read_text())
     assert report["calibration"]["history_length"] == int(info["history_length"][0])
