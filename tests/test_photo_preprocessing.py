@@ -10,7 +10,7 @@ from serving.gateway import ink
 from serving.gateway.errors import ApiError
 from serving.gateway.images import ALL_STEPS, PhotoSteps, image_to_mnist
 from serving.gateway.ink import MNIST_STROKE_BAND, WORK_SCALE, normalise_stroke, paper_surface, stroke_width
-from serving.gateway.ink_strength import even_ink_strength, keep_connected_ink
+from serving.gateway.ink_strength import MAX_TRACE_STEPS, TRACE_SIDE, even_ink_strength, keep_connected_ink
 from tests.test_images import draw_seven, ink_box, shifted_mean_abs_diff
 
 WITHOUT_BACKGROUND = PhotoSteps(adaptive_background=False, stroke_normalisation=True)
@@ -119,6 +119,20 @@ def test_weak_ink_is_kept_where_it_continues_a_stroke_and_dropped_where_it_stand
     kept = keep_connected_ink(ink)
     assert np.array_equal(kept[90:120], ink[90:120])
     assert not kept[:60].any()
+
+
+def test_weak_ink_is_followed_a_bounded_number_of_steps() -> None:
+    """A crafted maze of weak ink (a serpentine path of ~8,000 pixels) is traced only MAX_TRACE_STEPS deep."""
+    side = TRACE_SIDE
+    maze = np.zeros((side, side), dtype=np.float32)
+    maze[::2] = 0.2  # rows of weak ink ...
+    maze[1::4, -1] = 0.2  # ... joined at alternate ends into one winding path
+    maze[3::4, 0] = 0.2
+    maze[0, 0] = 1.0  # sure ink at the path's start
+    kept = keep_connected_ink(maze) > 0
+    assert kept[0].all() and kept[2].all()  # the first turns are followed ...
+    assert not kept[-2:].any()  # ... but not the path's far end
+    assert MAX_TRACE_STEPS < kept.sum() <= MAX_TRACE_STEPS + 3 * side  # the sure ink's reach plus one row's fringe
 
 
 def test_a_detached_blotch_does_not_shrink_the_digit() -> None:

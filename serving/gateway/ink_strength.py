@@ -25,6 +25,9 @@ STRONG_INK = 0.5
 WEAK_INK = 0.1
 # The connection is traced on the ink max-reduced to about this many pixels along the longer side.
 TRACE_SIDE = 128
+# Weak ink is followed at most this many reduced pixels from the sure ink: no digit's stroke is longer, and a
+# crafted maze of weak ink (a serpentine fills 128 x 128 with an 8,000-step path) costs bounded time.
+MAX_TRACE_STEPS = 2 * TRACE_SIDE
 # The neighbourhood's strongest ink is not taken below this (a gain of at most 1 / 0.3).
 EVEN_MIN_PEAK = 0.3
 
@@ -35,8 +38,8 @@ def keep_connected_ink(ink: np.ndarray) -> np.ndarray:
     reduced = _max_reduce(ink, factor)
     allowed = reduced >= WEAK_INK
     kept = reduced >= STRONG_INK
-    # Grow the sure ink through the weak ink until it stops (a path can wind, so no fixed number of steps).
-    while True:
+    # Grow the sure ink through the weak ink until it stops (a stroke can wind), for at most MAX_TRACE_STEPS.
+    for _ in range(MAX_TRACE_STEPS):
         grown = grow_mask(kept, 1) & allowed
         if np.array_equal(grown, kept):
             break
