@@ -20,7 +20,7 @@ def test_state_round_trips_through_its_blob() -> None:
         history_length=16,
         chunk_points=256,
         max_gap_steps=12,
-        history_points=16_170,
+        history_points=16_120,
         score=ScoreParams(prior_std=0.5),
         threshold=0.999,
         sensitivity=None,
@@ -49,7 +49,7 @@ def test_the_kept_errors_give_the_scores_of_the_whole_history() -> None:
     errors[17_000:] *= 1.3
     params = ScoreParams()
     kept = _history_points(params, GatewayConfig())
-    assert kept == 16_170
+    assert kept == 2 * (params.baseline_points + params.average_points) + params.event_gap_points == 16_120
     whole = adaptive_scores(errors, params)
     for stop in range(kept + 100, errors.size + 1, 700):
         window = adaptive_scores(errors[stop - 100 - kept : stop], params)[-100:]
