@@ -9,7 +9,6 @@ errors become self-adapting scores, flags and events in serving/anomaly_scoring.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from flask import Request
 from serving import anomaly_scoring
 from serving import contract as c
 from serving.gateway import metrics
+from serving.gateway.alert_threshold import effective_threshold, read_threshold
 from serving.gateway.catalog import AnomalyCatalog, AnomalyModelInfo
 from serving.gateway.config import GatewayConfig
 from serving.gateway.endpoint import Answer, Count, Endpoint, VersionGone
@@ -101,11 +101,9 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
                 "send application/json, text/csv, or multipart/form-data with a CSV in field "
                 f"{CSV_FIELD!r}; got {mimetype or 'no Content-Type'}",
             )
-        threshold, sensitivity = (
-            _unit_interval(request.args.get(name, options.get(name)), name) for name in ("threshold", "sensitivity")
+        threshold, sensitivity = read_threshold(
+            *(request.args.get(name, options.get(name)) for name in ("threshold", "sensitivity"))
         )
-        if threshold is not None and sensitivity is not None:
-            raise ApiError("conflicting_parameters", "send threshold or sensitivity, not both")
         model = request.args.get("model", options.get("model", self.config.anomaly_model))
         if not isinstance(model, str) or not model:
             raise ApiError("invalid_parameter", "model must be a non-empty string")
@@ -146,7 +144,7 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
         """Scores on the grid, then each input point's score, expected value and contributions, and the events."""
         info, prepared = job.info, job.prepared
         grid = {key: stitch(job.chunks, prediction.outputs[key], len(prepared.values)) for key in c.ANOMALY_OUTPUTS}
-        sensitivity, threshold = _threshold(scoring)
+        threshold, sensitivity = effective_threshold(scoring.threshold, scoring.sensitivity)
         scored_grid = _score_grid(grid[c.ERROR_OUTPUT], prepared.values, info, threshold)
         at = prepared.input_to_grid
         placed = at >= 0
@@ -220,15 +218,6 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
                 ),
             )
         return catalog
-
-
-def _threshold(scoring: ScoringRequest) -> tuple[float | None, float]:
-    """(sensitivity, threshold): the request's threshold as is, else the one its sensitivity (or the default)
-    promises; sensitivity is None when the client chose the threshold."""
-    if scoring.threshold is not None:
-        return None, scoring.threshold
-    sensitivity = anomaly_scoring.DEFAULT_SENSITIVITY if scoring.sensitivity is None else scoring.sensitivity
-    return sensitivity, anomaly_scoring.threshold_for(sensitivity)
 
 
 def _score_grid(errors: np.ndarray, values: np.ndarray, info: AnomalyModelInfo, threshold: float) -> GridScores:
@@ -316,18 +305,3 @@ def _text(data: bytes, where: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError("invalid_encoding", f"{where} is not UTF-8 text") from None
-
-
-def _unit_interval(value: Any, name: str) -> float | None:
-    """A float in [0, 1] from a query/form string or a JSON number; None when absent."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ApiError("invalid_parameter", f"{name} must be a number in [0, 1]")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ApiError("invalid_parameter", f"{name}={str(value)[:40]!r} is not a number") from None
-    if not math.isfinite(number) or not 0.0 <= number <= 1.0:
-        raise ApiError("parameter_out_of_range", f"{name} must be in [0, 1], got {number}")
-    return number

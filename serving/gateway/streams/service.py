@@ -22,9 +22,9 @@ import grpc
 import numpy as np
 import orjson
 
-from serving import anomaly_scoring
 from serving.anomaly_scoring import ScoreParams
 from serving.contract import ERROR_OUTPUT, FORECAST_OUTPUT, WINDOW_INPUT
+from serving.gateway.alert_threshold import effective_threshold, read_threshold
 from serving.gateway.anomaly import AnomalyEndpoint
 from serving.gateway.config import GatewayConfig
 from serving.gateway.errors import ApiError
@@ -75,7 +75,8 @@ class StreamService:
                 f"model {model!r} v{info.version} works at an interval of "
                 f"{info.interval_seconds:g} s, not {str(interval)[:40]}",
             )
-        threshold, sensitivity = _threshold(options)
+        sent = read_threshold(options.get("threshold"), options.get("sensitivity"))
+        threshold, sensitivity = effective_threshold(*sent)
         state = StreamState(
             model=model,
             version=info.version,
@@ -306,19 +307,3 @@ def _sensor_matrix(raw: RawSeries, sensors: list[str]) -> np.ndarray:
     if sorted(raw.values) != sorted(sensors):
         raise ApiError("sensor_mismatch", f"the stream has sensors {sensors}; the append has {list(raw.values)}")
     return np.stack([raw.values[name] for name in sensors], axis=1)
-
-
-def _threshold(options: dict[str, Any]) -> tuple[float, float | None]:
-    """(threshold, sensitivity) from at most one of them (default sensitivity)."""
-    given = {name: options.get(name) for name in ("threshold", "sensitivity") if options.get(name) is not None}
-    if len(given) > 1:
-        raise ApiError("conflicting_parameters", "send threshold or sensitivity, not both")
-    for name, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ApiError("invalid_parameter", f"{name} must be a number in [0, 1]")
-        if not 0.0 <= value <= 1.0:
-            raise ApiError("parameter_out_of_range", f"{name} must be in [0, 1], got {value}")
-    if "threshold" in given:
-        return float(given["threshold"]), None
-    sensitivity = float(given.get("sensitivity", anomaly_scoring.DEFAULT_SENSITIVITY))
-    return anomaly_scoring.threshold_for(sensitivity), sensitivity
