@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +21,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from bench import stack
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES_POINTS = 600
@@ -37,17 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.timed < 1:
         parser.error("--timed must be at least 1")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    server, target = _start_model_server(args.models.resolve(), args.out.with_suffix(".modelserver.log"))
-    try:
-        client = _gateway_client(target)
+    models = args.models.resolve()
+    config = models / "models.config"
+    with stack.model_server(models, args.out.parent, **({"config": config} if config.is_file() else {})) as server:
+        client = _gateway_client(server.grpc_target)
         png, csv = _digit_png(), _series_csv()
         results = {
             "digit": _trace(lambda: client.post("/v1/digits:predict", data=png, content_type="image/png"), args.timed),
             "series": _trace(lambda: client.post("/v1/anomaly:score", data=csv, content_type="text/csv"), args.timed),
         }
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     for name, result in results.items():
         print(
             f"{name:7s} {result['modules']:3d} modules  {result['functions']:3d} functions  ({result['calls']} calls)"
@@ -61,11 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 def _trace(send: Callable[[], Any], timed: int) -> dict[str, Any]:
     """Send once to warm up (channel, version caches), once while recording every project function call, then
     `timed` times for the latency through the gateway in process (no HTTP server, no gunicorn)."""
-    deadline = time.monotonic() + 60
     response = send()
-    while response.status_code == 503 and time.monotonic() < deadline:  # the server may still be loading
-        time.sleep(1)
-        response = send()
     if response.status_code != 200:
         raise SystemExit(f"warm-up request failed: {response.status_code} {response.get_data(as_text=True)[:300]}")
     calls: list[tuple[str, str]] = []
@@ -125,43 +119,6 @@ def _series_csv() -> str:
         for i, value in enumerate(50 + 10 * np.sin(np.arange(SERIES_POINTS) / 20) + rng.normal(0, 1, SERIES_POINTS))
     ]
     return "timestamp,value\n" + "\n".join(rows) + "\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start_model_server(models: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    grpc_port, rest_port = _free_port(), _free_port()
-    config = models / "models.config"
-    with log_path.open("wb") as log:  # the child keeps its own copy of the file descriptor
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving.modelserver",
-                f"--port={grpc_port}",
-                f"--rest_api_port={rest_port}",
-                f"--model_config_file={config if config.is_file() else ROOT / 'serving/config/models.config'}",
-                f"--models_dir={models}",
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", grpc_port), timeout=0.5):
-                return server, f"127.0.0.1:{grpc_port}"
-        except OSError:
-            if server.poll() is not None:
-                raise SystemExit(f"the model server exited:\n{log_path.read_text()[-2000:]}") from None
-            time.sleep(0.2)
-    server.terminate()
-    raise SystemExit("the model server did not start within 120 s")
 
 
 if __name__ == "__main__":

@@ -141,20 +141,26 @@ def client_process(url: str, streams: list[str], interval: float, duration: floa
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         step, after = WARMUP_POINTS, readings(WARMUP_POINTS - 1, 1, interval)["timestamps"][0]
         mine: list[float] = []
-        while time.monotonic() < stop_at:
-            body = json.dumps({"after": after, **readings(step, 1, interval)}).encode()
-            started = time.perf_counter()
-            connection.request("POST", f"/v1/streams/{stream}:append", body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            answer = response.read()
-            if response.status != 200:
-                with lock:
-                    errors[0] += 1
-                continue
-            mine.append((time.perf_counter() - started) * 1e3)
-            after, step = json.loads(answer)["end"], step + 1
-        with lock:
-            millis.extend(mine)
+        try:
+            while time.monotonic() < stop_at:
+                body = json.dumps({"after": after, **readings(step, 1, interval)}).encode()
+                started = time.perf_counter()
+                connection.request("POST", f"/v1/streams/{stream}:append", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status != 200:
+                    with lock:
+                        errors[0] += 1
+                    continue
+                mine.append((time.perf_counter() - started) * 1e3)
+                after, step = json.loads(answer)["end"], step + 1
+        except (OSError, http.client.HTTPException):
+            # the stream's position is unknown after a broken exchange: an error, and this stream stops
+            with lock:
+                errors[0] += 1
+        finally:
+            with lock:
+                millis.extend(mine)
 
     threads = [threading.Thread(target=run, args=(stream,)) for stream in streams]
     for thread in threads:
@@ -198,7 +204,7 @@ def measure_level(url: str, concurrency: int, duration: float, interval: float) 
     started = time.monotonic()
     for child in children:
         child.start()
-    results = [queue.get() for _ in children]
+    results = [queue.get(timeout=duration + 120) for _ in children]  # a dead client process fails the run
     elapsed = time.monotonic() - started
     for child in children:
         child.join()
