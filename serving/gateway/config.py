@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from serving.contract import ANOMALY_MODEL, MNIST_MODEL
 from serving.gateway.series_prepare import DUPLICATE_POLICIES
 
 ENV_PREFIX = "GATEWAY_"
@@ -42,8 +43,8 @@ class GatewayConfig:
     anomaly_chunk_points: int = 256
     max_gap_steps: int = 12
     duplicate_policy: str = "mean"
-    mnist_model: str = "mnist"
-    anomaly_model: str = "anomaly"
+    mnist_model: str = MNIST_MODEL
+    anomaly_model: str = ANOMALY_MODEL
     models_config: str = ""  # TF Serving's models.config: every model in it but mnist_model is an anomaly model
     model_label_limit: int = 50  # anomaly model names used as metric labels per worker; the rest are `other`
     model_label: str = ""

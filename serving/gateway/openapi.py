@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from serving.anomaly_scoring import DEFAULT_SENSITIVITY
 from serving.contract import MNIST_SIDE
 from serving.gateway.config import GatewayConfig
 from serving.gateway.curl_examples import code_samples
@@ -140,7 +141,10 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
                 "values": sensor_values,
                 "series": {"type": "object", "additionalProperties": sensor_values},
                 "threshold": {**probability, "description": "flag points with score > threshold"},
-                "sensitivity": {**probability, "description": "expected false alarms, 0.7 by default; see /docs"},
+                "sensitivity": {
+                    **probability,
+                    "description": f"expected false alarms, {DEFAULT_SENSITIVITY} by default; see /docs",
+                },
                 "model": {"type": "string", "description": "the asset's anomaly model (default: anomaly)"},
             },
         },
@@ -338,7 +342,8 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
             "it and are reported in `gaps`) and scored in one model call. Each input point gets a "
             "self-adapting score in [0, 1] (null while the model warms up, at the start and after a gap), "
             "`is_anomaly` = score > threshold, `alarm` where an event opens, the forecast and each sensor's "
-            "share of the squared residual. `sensitivity` s (default 0.7) sets the threshold to "
+            "share of the squared residual. `sensitivity` s (default "
+            f"{DEFAULT_SENSITIVITY}) sets the threshold to "
             "1 - 10^(5s - 6): the share of normal points expected above it, from one in a million (s = 0) "
             "to one in ten (s = 1); `threshold` sets it directly. Give at most one, as a query parameter or "
             f"a JSON/form field; `model` picks the asset's model. At most {config.max_series_points} points."
@@ -357,7 +362,8 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
                 "in": "query",
                 "required": False,
                 "schema": unit_param,
-                "description": "0 (one normal point in a million flagged) .. 0.5 (default) .. 1 (one in ten)",
+                "description": f"0 (one normal point in a million flagged) .. {DEFAULT_SENSITIVITY} (default) .. 1 "
+                "(one in ten)",
             },
             {
                 "name": "model",
