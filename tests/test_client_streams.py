@@ -69,7 +69,7 @@ def test_stream_command_prints_each_score_and_events(gateway, nab_dir: Path, tmp
     assert (state["readings"], state["end"]) == (500, "2014-04-02T17:35:00Z")
 
 
-def test_stream_command_refuses_a_bad_header_and_a_conflict(gateway, tmp_path: Path) -> None:
+def test_stream_command_refuses_a_missing_file_and_a_bad_header(gateway, tmp_path: Path) -> None:
     bad = run_cli("stream", "--stream", "bad-header", "--follow", str(tmp_path / "missing.csv"), url=gateway.url)
     assert bad.returncode == 2 and "missing.csv" in bad.stderr
     csv = tmp_path / "r.csv"
