@@ -1,17 +1,25 @@
-"""Forecast errors -> self-adapting anomaly scores -> flags -> events (NumPy only; gateway and training share it).
+"""Forecast errors and seasonal errors -> self-adapting anomaly scores -> flags -> events (NumPy only; gateway and
+training share it).
 
-The model's per-step error is the mean absolute forecast residual over the sensors, in units of the residual
-spread it saw while learning. The score asks how unusual the recent errors are *for this series now*:
+Two kinds of evidence, each an error per point in units of its spread while learning:
+- the forecast error: the mean absolute forecast residual over the sensors (the network's one-step forecast);
+- the seasonal error (`seasonal_errors`): how far each reading is from the median of the readings at the same
+  time of day on the `SEASON_CYCLES` days before it. A 64-step forecaster never sees yesterday, so a missing
+  or shifted daily peak, or a day unlike the days before, is invisible to it; this sees exactly that.
 
-1. `recent`: the mean error of the last `average_points` scored points (one odd point is noise; several
-   surprising points in a row are an event).
-2. `tail`: the share of the series' own baseline (the `recent` values of the `baseline_points` before it,
+Each kind is averaged over `average_points` (a short burst) and over `SUSTAINED_POINTS` (a sustained shift
+whose single points look ordinary), and each of those four trailing means gets a tail:
+
+1. `tail`: the share of the series' own baseline (the trailing means of the `baseline_points` before it,
    leaving out the last `average_points`, which share its readings) that is at least as large, with the
    model's learning period mixed in as `prior_points` pseudo-points drawn from a normal fit. A conformal
    p-value: on normal data it is uniform whatever the errors' distribution, so the threshold means what the
    sensitivity promises. A new series starts from what the model learnt; as it runs, its own history takes
    over, so drift in level or noise after training raises the baseline instead of raising alarms forever.
-3. `score = 1 - tail`. Each point is judged only on points before it (causal).
+2. The point's tail is the smallest of the four times their number (Bonferroni: the chance that any of them
+   is that small on normal data is at most that), and `score = 1 - tail`. Each point is judged only on points
+   before it (causal). A model whose learning period held too little of a second day has no seasonal evidence
+   (`seasonal_prior_std` 0); its points combine the two forecast tails.
 
 Extreme transients (tail < `EXTREME_TAIL` within `event_gap_points` of their event's start) are kept out
 of the baseline, so one absurd reading or a short burst never hides the next anomaly; a sustained change
@@ -34,6 +42,7 @@ that while join the open event instead of raising new alarms.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +60,10 @@ RANGE_MARGIN = 0.1  # a reading beyond the range seen so far by this share of it
 RANGE_SCORE = 1.0 - 1e-6  # the score of such a reading: the threshold of sensitivity 0
 RANGE_MIN_HISTORY = 500  # points seen before the range rule applies (a young series, or the first turn of
 # a daily cycle, sets records often)
+SUSTAINED_POINTS = 30  # the longer of the two averages of each evidence
+SEASON_SECONDS = 86400.0  # the cycle of the seasonal evidence: a day
+SEASON_CYCLES = 3  # its reference: the median of the same time on this many days before (one odd day is outvoted)
+MIN_SEASONAL_POINTS = 100  # seasonal errors a learning period needs for a seasonal prior (as many as prior_points)
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,12 @@ class ScoreParams:
     event_gap_points: int = 100  # 8 h at 5 minutes; 150 swallowed anomalies soon after a false alarm (RESULTS)
     prior_mean: float = 1.0
     prior_std: float = 1.0
+    seasonal_prior_mean: float = 1.0
+    seasonal_prior_std: float = 0.0  # 0: the model has no seasonal evidence (too little learnt of a second day)
+
+    @property
+    def seasonal(self) -> bool:
+        return self.seasonal_prior_std > 0.0
 
 
 def false_alarm_rate(sensitivity: float) -> float:
@@ -114,8 +133,8 @@ def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, block: i
     return at_least
 
 
-def _tail(recent: np.ndarray, kept: np.ndarray, params: ScoreParams) -> np.ndarray:
-    """Share of the baseline >= each recent value, the prior counted as `prior_points` pseudo-points.
+def _tail(recent: np.ndarray, kept: np.ndarray, prior: tuple[float, float], params: ScoreParams) -> np.ndarray:
+    """Share of the baseline >= each recent value, the prior (mean, spread) counted as `prior_points` pseudo-points.
 
     The baseline of point i is the kept recent values of the `baseline_points` before i - average_points:
     the last `average_points` recent values share readings with point i's own, so they are no evidence of
@@ -127,33 +146,93 @@ def _tail(recent: np.ndarray, kept: np.ndarray, params: ScoreParams) -> np.ndarr
     kept_before = np.concatenate(([0], np.cumsum(np.isfinite(pool))))
     index = np.arange(recent.size)
     seen = kept_before[index] - kept_before[np.maximum(0, index - params.baseline_points)]
-    z = (recent - params.prior_mean) / max(PRIOR_SPREAD * params.prior_std, STD_FLOOR)
+    z = (recent - prior[0]) / max(PRIOR_SPREAD * prior[1], STD_FLOOR)
     prior_tail = 0.5 * _erfc(z / math.sqrt(2.0))
     return (at_least + params.prior_points * prior_tail) / (seen + params.prior_points)
 
 
-def adaptive_scores(errors: np.ndarray, params: ScoreParams) -> np.ndarray:
-    """Scores in [0, 1] for `errors` in time order; NaN errors (unscored points) get NaN and are skipped.
+def evidence_tail(errors: np.ndarray, width: int, prior: tuple[float, float], params: ScoreParams) -> np.ndarray:
+    """The tail of each point's trailing mean of `width` errors (NaN where the error is NaN, skipped).
 
     Two passes: the first finds the extreme points (tail below `EXTREME_TAIL`) of each event's first
-    `event_gap_points`; the second scores every point against a baseline without them. So a transient
+    `event_gap_points`; the second judges every point against a baseline without them. So a transient
     (one absurd reading, a short burst) never becomes the normal that hides the next anomaly, while a
     sustained change joins the baseline once its event's while is over.
     """
     errors = np.asarray(errors, dtype=np.float64)
-    scores = np.full(errors.shape, np.nan)
+    tails = np.full(errors.shape, np.nan)
     valid = np.flatnonzero(~np.isnan(errors))
     if valid.size == 0:
-        return scores
-    recent = _trailing_mean(np.minimum(errors[valid], ERROR_CAP), params.average_points)
-    first_pass = _tail(recent, np.ones(recent.size, dtype=bool), params)
+        return tails
+    recent = _trailing_mean(np.minimum(errors[valid], ERROR_CAP), width)
+    first_pass = _tail(recent, np.ones(recent.size, dtype=bool), prior, params)
     extreme = first_pass < EXTREME_TAIL
     kept = np.ones(recent.size, dtype=bool)
     for event in group_events(extreme, first_pass, params.event_gap_points):
         stop = event.start + params.event_gap_points
         kept[event.start : stop] &= ~extreme[event.start : stop]
-    scores[valid] = 1.0 - _tail(recent, kept, params)
-    return scores
+    tails[valid] = _tail(recent, kept, prior, params)
+    return tails
+
+
+def adaptive_scores(errors: np.ndarray, params: ScoreParams, seasonal: np.ndarray | None = None) -> np.ndarray:
+    """Scores in [0, 1] for forecast `errors` in time order; NaN errors (unscored points) get NaN.
+
+    `seasonal` (the same points' `seasonal_errors`, NaN where there is no earlier day) is required when the
+    model has seasonal evidence. A point's tail is the smallest evidence tail times the number of tails the
+    model has (a missing one counts as no evidence).
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    evidence = [(errors, (params.prior_mean, params.prior_std))]
+    if params.seasonal:
+        if seasonal is None:
+            raise ValueError("this model has seasonal evidence: pass the points' seasonal errors")
+        evidence.append((np.asarray(seasonal, dtype=np.float64), (params.seasonal_prior_mean, params.seasonal_prior_std)))
+    tails = [
+        evidence_tail(values, width, prior, params)
+        for values, prior in evidence
+        for width in (params.average_points, SUSTAINED_POINTS)
+    ]
+    smallest = np.fmin.reduce(tails) if len(tails) > 1 else tails[0]
+    combined = np.minimum(1.0, len(tails) * np.nan_to_num(smallest, nan=1.0))
+    return np.where(np.isnan(errors), np.nan, 1.0 - combined)
+
+
+def seasonal_residuals(
+    times: np.ndarray,
+    values: np.ndarray,
+    interval_seconds: float,
+    earlier: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """[n, F] reading - median of the readings at the same time on the `SEASON_CYCLES` days before it; NaN where
+    no earlier day has a grid point within half an interval.
+
+    `times` [n] and `values` [n, F] are grid points in time order; `earlier` (times, values) are grid points
+    before them that may serve as references (a stream's kept days). Looked up by time, so gaps are fine.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64).reshape(len(times), -1)
+    all_times, all_values = times, values
+    if earlier is not None and len(earlier[0]):
+        all_times = np.concatenate((earlier[0], times))
+        all_values = np.vstack((np.asarray(earlier[1], dtype=np.float64).reshape(len(earlier[0]), -1), values))
+    references = np.full((SEASON_CYCLES, *values.shape), np.nan)
+    if len(all_times):
+        for cycle in range(SEASON_CYCLES):
+            target = times - (cycle + 1) * SEASON_SECONDS
+            right = np.clip(np.searchsorted(all_times, target), 0, len(all_times) - 1)
+            left = np.maximum(right - 1, 0)
+            nearest = np.where(np.abs(all_times[left] - target) < np.abs(all_times[right] - target), left, right)
+            found = np.abs(all_times[nearest] - target) <= interval_seconds / 2
+            references[cycle][found] = all_values[nearest[found]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN references: no earlier day, NaN residual
+        return values - np.nanmedian(references, axis=0)
+
+
+def seasonal_errors(residuals: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """[n] mean over sensors of |seasonal residual| / `scale` (each sensor's learnt spread)."""
+    return np.mean(np.abs(residuals) / np.asarray(scale, dtype=np.float64), axis=1)
 
 
 def beyond_range(values: np.ndarray) -> np.ndarray:
