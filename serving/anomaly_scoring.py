@@ -11,15 +11,16 @@ Each kind is averaged over `average_points` (a short burst) and over `SUSTAINED_
 whose single points look ordinary), and each of those four trailing means gets a tail:
 
 1. `tail`: the share of the series' own baseline (the trailing means of the `baseline_points` before it,
-   leaving out the last `average_points`, which share its readings) that is at least as large, with the
+   leaving out the last ones of the same width, which share its readings) that is at least as large, with the
    model's learning period mixed in as `prior_points` pseudo-points drawn from a normal fit. A conformal
    p-value: on normal data it is uniform whatever the errors' distribution, so the threshold means what the
    sensitivity promises. A new series starts from what the model learnt; as it runs, its own history takes
    over, so drift in level or noise after training raises the baseline instead of raising alarms forever.
 2. The point's tail is the smallest of the four times their number (Bonferroni: the chance that any of them
    is that small on normal data is at most that), and `score = 1 - tail`. Each point is judged only on points
-   before it (causal). A model whose learning period held too little of a second day has no seasonal evidence
-   (`seasonal_prior_std` 0); its points combine the two forecast tails.
+   before it (causal). A model whose learning period held too little of a second day (or that samples more
+   often than once a minute) has no seasonal evidence (`seasonal_prior_std` 0); its points combine the two
+   forecast tails.
 
 Extreme transients (tail < `EXTREME_TAIL` within `event_gap_points` of their event's start) are kept out
 of the baseline, so one absurd reading or a short burst never hides the next anomaly; a sustained change
@@ -64,6 +65,8 @@ SUSTAINED_POINTS = 30  # the longer of the two averages of each evidence
 SEASON_SECONDS = 86400.0  # the cycle of the seasonal evidence: a day
 SEASON_CYCLES = 3  # its reference: the median of the same time on this many days before (one odd day is outvoted)
 MIN_SEASONAL_POINTS = 100  # seasonal errors a learning period needs for a seasonal prior (as many as prior_points)
+MIN_SEASON_INTERVAL_SECONDS = 60.0  # finer series have no seasonal evidence: a stream keeps SEASON_CYCLES days
+# of grid points for it, at most 4,320 per sensor
 
 
 @dataclass(frozen=True)
@@ -133,14 +136,16 @@ def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, block: i
     return at_least
 
 
-def _tail(recent: np.ndarray, kept: np.ndarray, prior: tuple[float, float], params: ScoreParams) -> np.ndarray:
+def _tail(
+    recent: np.ndarray, kept: np.ndarray, width: int, prior: tuple[float, float], params: ScoreParams
+) -> np.ndarray:
     """Share of the baseline >= each recent value, the prior (mean, spread) counted as `prior_points` pseudo-points.
 
-    The baseline of point i is the kept recent values of the `baseline_points` before i - average_points:
-    the last `average_points` recent values share readings with point i's own, so they are no evidence of
-    what is normal (and a burst would otherwise hide its own later points).
+    The baseline of point i is the kept recent values of the `baseline_points` before i - width: the last
+    `width` recent values share readings with point i's own, so they are no evidence of what is normal (and a
+    burst would otherwise hide its own later points).
     """
-    lag = min(params.average_points, recent.size)
+    lag = min(width, recent.size)
     pool = np.concatenate((np.full(lag, -np.inf), np.where(kept, recent, -np.inf)[: recent.size - lag]))
     at_least = _count_at_least(recent, pool, params.baseline_points)
     kept_before = np.concatenate(([0], np.cumsum(np.isfinite(pool))))
@@ -151,7 +156,7 @@ def _tail(recent: np.ndarray, kept: np.ndarray, prior: tuple[float, float], para
     return (at_least + params.prior_points * prior_tail) / (seen + params.prior_points)
 
 
-def evidence_tail(errors: np.ndarray, width: int, prior: tuple[float, float], params: ScoreParams) -> np.ndarray:
+def _width_tail(errors: np.ndarray, width: int, prior: tuple[float, float], params: ScoreParams) -> np.ndarray:
     """The tail of each point's trailing mean of `width` errors (NaN where the error is NaN, skipped).
 
     Two passes: the first finds the extreme points (tail below `EXTREME_TAIL`) of each event's first
@@ -159,43 +164,51 @@ def evidence_tail(errors: np.ndarray, width: int, prior: tuple[float, float], pa
     (one absurd reading, a short burst) never becomes the normal that hides the next anomaly, while a
     sustained change joins the baseline once its event's while is over.
     """
-    errors = np.asarray(errors, dtype=np.float64)
     tails = np.full(errors.shape, np.nan)
     valid = np.flatnonzero(~np.isnan(errors))
     if valid.size == 0:
         return tails
     recent = _trailing_mean(np.minimum(errors[valid], ERROR_CAP), width)
-    first_pass = _tail(recent, np.ones(recent.size, dtype=bool), prior, params)
+    first_pass = _tail(recent, np.ones(recent.size, dtype=bool), width, prior, params)
     extreme = first_pass < EXTREME_TAIL
     kept = np.ones(recent.size, dtype=bool)
     for event in group_events(extreme, first_pass, params.event_gap_points):
         stop = event.start + params.event_gap_points
         kept[event.start : stop] &= ~extreme[event.start : stop]
-    tails[valid] = _tail(recent, kept, prior, params)
+    tails[valid] = _tail(recent, kept, width, prior, params)
     return tails
+
+
+def evidence_tails(errors: np.ndarray, prior: tuple[float, float], params: ScoreParams) -> list[np.ndarray]:
+    """One evidence's tails, of its `average_points` and its `SUSTAINED_POINTS` trailing means, per point."""
+    errors = np.asarray(errors, dtype=np.float64)
+    return [_width_tail(errors, width, prior, params) for width in (params.average_points, SUSTAINED_POINTS)]
+
+
+def evidence_count(params: ScoreParams) -> int:
+    """How many tails a point's score combines: two per evidence the model has."""
+    return 4 if params.seasonal else 2
+
+
+def combined_scores(tails: list[np.ndarray], params: ScoreParams) -> np.ndarray:
+    """1 - the smallest tail times `evidence_count` (Bonferroni), capped at 1; a NaN tail is no evidence."""
+    smallest = np.nan_to_num(np.fmin.reduce(tails), nan=1.0)
+    return 1.0 - np.minimum(1.0, evidence_count(params) * smallest)
 
 
 def adaptive_scores(errors: np.ndarray, params: ScoreParams, seasonal: np.ndarray | None = None) -> np.ndarray:
     """Scores in [0, 1] for forecast `errors` in time order; NaN errors (unscored points) get NaN.
 
     `seasonal` (the same points' `seasonal_errors`, NaN where there is no earlier day) is required when the
-    model has seasonal evidence. A point's tail is the smallest evidence tail times the number of tails the
-    model has (a missing one counts as no evidence).
+    model has seasonal evidence.
     """
     errors = np.asarray(errors, dtype=np.float64)
-    evidence = [(errors, (params.prior_mean, params.prior_std))]
+    tails = evidence_tails(errors, (params.prior_mean, params.prior_std), params)
     if params.seasonal:
         if seasonal is None:
             raise ValueError("this model has seasonal evidence: pass the points' seasonal errors")
-        evidence.append((np.asarray(seasonal, dtype=np.float64), (params.seasonal_prior_mean, params.seasonal_prior_std)))
-    tails = [
-        evidence_tail(values, width, prior, params)
-        for values, prior in evidence
-        for width in (params.average_points, SUSTAINED_POINTS)
-    ]
-    smallest = np.fmin.reduce(tails) if len(tails) > 1 else tails[0]
-    combined = np.minimum(1.0, len(tails) * np.nan_to_num(smallest, nan=1.0))
-    return np.where(np.isnan(errors), np.nan, 1.0 - combined)
+        tails += evidence_tails(seasonal, (params.seasonal_prior_mean, params.seasonal_prior_std), params)
+    return np.where(np.isnan(errors), np.nan, combined_scores(tails, params))
 
 
 def seasonal_residuals(

@@ -31,12 +31,17 @@ RESIDUAL_OUTPUT = "residual"  # [-1, -1, F]
 ERROR_OUTPUT = "error"  # [-1, -1]
 ANOMALY_OUTPUTS = (FORECAST_OUTPUT, RESIDUAL_OUTPUT, ERROR_OUTPUT)
 
-# `model_info` outputs, each of shape [1] except sensor_names [F].
+# `model_info` outputs, each of shape [1] except sensor_names and seasonal_scale [F].
 HISTORY_LENGTH_INFO = "history_length"
 INTERVAL_SECONDS_INFO = "interval_seconds"
 SENSOR_NAMES_INFO = "sensor_names"
 PRIOR_ERROR_MEAN_INFO = "prior_error_mean"
 PRIOR_ERROR_STD_INFO = "prior_error_std"
+# The seasonal evidence (serving/anomaly_scoring.py): each sensor's learnt spread [F] and the prior; a std of 0
+# (or a model exported before these existed) means the model has no seasonal evidence.
+SEASONAL_SCALE_INFO = "seasonal_scale"
+SEASONAL_PRIOR_MEAN_INFO = "seasonal_prior_mean"
+SEASONAL_PRIOR_STD_INFO = "seasonal_prior_std"
 # Scoring counts, int32 [1] each; named as serving.anomaly_scoring.ScoreParams' fields.
 COUNT_INFOS = ("average_points", "baseline_points", "prior_points", "event_gap_points")
 INFO_OUTPUTS = (
@@ -46,6 +51,9 @@ INFO_OUTPUTS = (
     *COUNT_INFOS,
     PRIOR_ERROR_MEAN_INFO,
     PRIOR_ERROR_STD_INFO,
+    SEASONAL_SCALE_INFO,
+    SEASONAL_PRIOR_MEAN_INFO,
+    SEASONAL_PRIOR_STD_INFO,
 )
 
 # --- a version folder: models/<name>/<version>/ ------------------------------------------------------------

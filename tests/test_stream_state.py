@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from serving.anomaly_scoring import ScoreParams, adaptive_scores
+from serving.anomaly_scoring import SUSTAINED_POINTS, ScoreParams, adaptive_scores
 from serving.gateway.config import GatewayConfig
 from serving.gateway.streams.service import _history_points
 from serving.gateway.streams.state import StreamState
@@ -49,7 +49,7 @@ def test_the_kept_errors_give_the_scores_of_the_whole_history() -> None:
     errors[17_000:] *= 1.3
     params = ScoreParams()
     kept = _history_points(params, GatewayConfig())
-    assert kept == 2 * (params.baseline_points + params.average_points) + params.event_gap_points == 16_120
+    assert kept == 2 * (params.baseline_points + SUSTAINED_POINTS) + params.event_gap_points == 16_160
     whole = adaptive_scores(errors, params)
     for stop in range(kept + 100, errors.size + 1, 700):
         window = adaptive_scores(errors[stop - 100 - kept : stop], params)[-100:]

@@ -57,6 +57,9 @@ def save_anomaly(
             **{field: tf.constant([getattr(score, field)], tf.int32) for field in c.COUNT_INFOS},
             c.PRIOR_ERROR_MEAN_INFO: tf.constant([score.prior_mean], tf.float32),
             c.PRIOR_ERROR_STD_INFO: tf.constant([score.prior_std], tf.float32),
+            c.SEASONAL_SCALE_INFO: tf.constant(calibration.seasonal_scale, tf.float32),
+            c.SEASONAL_PRIOR_MEAN_INFO: tf.constant([score.seasonal_prior_mean], tf.float32),
+            c.SEASONAL_PRIOR_STD_INFO: tf.constant([score.seasonal_prior_std], tf.float32),
         }
 
     archive = keras.export.ExportArchive()

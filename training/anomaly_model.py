@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.anomaly_scoring import ScoreParams
+from serving.anomaly_scoring import (
+    MIN_SEASON_INTERVAL_SECONDS,
+    MIN_SEASONAL_POINTS,
+    ScoreParams,
+    seasonal_errors,
+    seasonal_residuals,
+)
 from training.common import EpochLog
 from training.series_data import SensorSeries, training_windows
 
@@ -58,6 +64,7 @@ class Calibration:
     residual_std: np.ndarray  # [F], raw units
     score: ScoreParams
     learning_points: int
+    seasonal_scale: np.ndarray  # [F], raw units: the spread of each sensor's seasonal residual (1 when none)
 
 
 def build_forecaster(features: int, units: int):  # -> keras.Model
@@ -117,7 +124,7 @@ def train(series: SensorSeries, params: AnomalyParams, strategy) -> tuple[object
         callbacks=[EpochLog(params.epochs, "anomaly")],
     )
     fit_seconds = time.perf_counter() - start
-    calibration = calibrate(model, scaler, segments, params)
+    calibration = calibrate(model, scaler, series, segments, params)
     metrics = {
         "fit_seconds": round(fit_seconds, 2),
         "learning_points": calibration.learning_points,
@@ -125,6 +132,9 @@ def train(series: SensorSeries, params: AnomalyParams, strategy) -> tuple[object
         "residual_std": calibration.residual_std.round(6).tolist(),
         "prior_error_mean": round(calibration.score.prior_mean, 6),
         "prior_error_std": round(calibration.score.prior_std, 6),
+        "seasonal_scale": calibration.seasonal_scale.round(6).tolist(),
+        "seasonal_prior_mean": round(calibration.score.seasonal_prior_mean, 6),
+        "seasonal_prior_std": round(calibration.score.seasonal_prior_std, 6),
     }
     return model, scaler, calibration, metrics
 
@@ -140,21 +150,36 @@ def step_errors(residual: np.ndarray) -> np.ndarray:
     return np.mean(np.abs(residual), axis=-1)
 
 
-def calibrate(model, scaler: Scaler, segments: list[np.ndarray], params: AnomalyParams) -> Calibration:
-    """Residual spread per sensor, and the prior of the adaptive score, from the learning period itself.
+def calibrate(
+    model, scaler: Scaler, series: SensorSeries, segments: list[np.ndarray], params: AnomalyParams
+) -> Calibration:
+    """Residual spreads per sensor, and the priors of the adaptive score, from the learning period itself.
 
-    The prior only seeds the score's baseline (as `prior_points` pseudo-points); the series' own recent
-    history replaces it within a few hundred points. These are in-sample statistics, so they understate later
-    errors: the score widens the prior's spread (`PRIOR_SPREAD` in serving/anomaly_scoring.py).
+    The priors only seed the score's baselines (as `prior_points` pseudo-points); the series' own recent
+    history replaces them within a few hundred points. These are in-sample statistics, so they understate later
+    errors: the score widens the priors' spread (`PRIOR_SPREAD` in serving/anomaly_scoring.py). The seasonal
+    prior needs `MIN_SEASONAL_POINTS` readings with an earlier day to compare with, at most one a minute;
+    without them the model has no seasonal evidence (`seasonal_prior_std` 0).
     """
     residuals = [(seg - forecast_raw(model, scaler, seg))[params.warmup_steps :] for seg in segments]
     residual_std = np.maximum(np.concatenate(residuals).std(axis=0), scaler.std * EPSILON)
-    defaults = ScoreParams()
-    recent = []
-    for residual in residuals:
-        errors = step_errors(residual / residual_std)
-        kernel = np.ones(defaults.average_points) / defaults.average_points
-        recent.append(np.convolve(errors, kernel, mode="valid") if len(errors) >= len(kernel) else errors)
-    stacked = np.concatenate(recent)
-    score = ScoreParams(prior_mean=float(stacked.mean()), prior_std=float(max(stacked.std(), EPSILON)))
-    return Calibration(residual_std.astype(np.float32), score, sum(len(seg) for seg in segments))
+    prior_mean, prior_std = _prior([step_errors(residual / residual_std) for residual in residuals])
+    seasonal = seasonal_residuals(series.timestamps, series.values, series.interval_seconds)
+    compared = seasonal[~np.isnan(seasonal).any(axis=1)]
+    seasonal_scale = np.ones(len(series.sensor_names))
+    seasonal_prior = {}
+    if len(compared) >= MIN_SEASONAL_POINTS and series.interval_seconds >= MIN_SEASON_INTERVAL_SECONDS:
+        seasonal_scale = np.maximum(compared.std(axis=0), scaler.std * EPSILON)
+        mean, std = _prior([seasonal_errors(compared, seasonal_scale)])
+        seasonal_prior = {"seasonal_prior_mean": mean, "seasonal_prior_std": std}
+    score = ScoreParams(prior_mean=prior_mean, prior_std=prior_std, **seasonal_prior)
+    learning_points = sum(len(seg) for seg in segments)
+    return Calibration(residual_std.astype(np.float32), score, learning_points, seasonal_scale.astype(np.float32))
+
+
+def _prior(errors: list[np.ndarray]) -> tuple[float, float]:
+    """Mean and spread of the `average_points` trailing means of each run of errors (a shorter run as it is)."""
+    width = ScoreParams().average_points
+    kernel = np.ones(width) / width
+    stacked = np.concatenate([np.convolve(e, kernel, mode="valid") if len(e) >= width else e for e in errors])
+    return float(stacked.mean()), float(max(stacked.std(), EPSILON))

@@ -111,7 +111,12 @@ def train_one(settings: AnomalySettings, data: Path | None, name: str, devices: 
     metrics["wall_seconds"] = round(time.time() - started, 2)
     print(
         f"[{name}] learnt from {calibration.learning_points} points; error prior "
-        f"{calibration.score.prior_mean:.3f} +- {calibration.score.prior_std:.3f}"
+        f"{calibration.score.prior_mean:.3f} +- {calibration.score.prior_std:.3f}; "
+        + (
+            f"seasonal prior {calibration.score.seasonal_prior_mean:.3f} +- {calibration.score.seasonal_prior_std:.3f}"
+            if calibration.score.seasonal
+            else "no seasonal evidence (too little of a second day to learn from)"
+        )
     )
     report = report_base(name, settings, devices, params, started)
     facts = {
@@ -122,6 +127,7 @@ def train_one(settings: AnomalySettings, data: Path | None, name: str, devices: 
         "scaler_mean": scaler.mean.tolist(),
         "scaler_std": scaler.std.tolist(),
         "residual_std": calibration.residual_std.tolist(),
+        "seasonal_scale": calibration.seasonal_scale.tolist(),
         "score": vars(calibration.score),
     }
     report.update(

@@ -145,7 +145,7 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
         info, prepared = job.info, job.prepared
         grid = {key: stitch(job.chunks, prediction.outputs[key], len(prepared.values)) for key in c.ANOMALY_OUTPUTS}
         threshold, sensitivity = effective_threshold(scoring.threshold, scoring.sensitivity)
-        scored_grid = _score_grid(grid[c.ERROR_OUTPUT], prepared.values, info, threshold)
+        scored_grid = _score_grid(grid[c.ERROR_OUTPUT], prepared, info, threshold)
         at = prepared.input_to_grid
         placed = at >= 0
         pick = np.where(placed, at, 0)
@@ -220,8 +220,13 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
         return catalog
 
 
-def _score_grid(errors: np.ndarray, values: np.ndarray, info: AnomalyModelInfo, threshold: float) -> GridScores:
-    scores = anomaly_scoring.with_range(anomaly_scoring.adaptive_scores(errors, info.score), values)
+def _score_grid(errors: np.ndarray, prepared: PreparedSeries, info: AnomalyModelInfo, threshold: float) -> GridScores:
+    seasonal = None
+    if info.score.seasonal:
+        residuals = anomaly_scoring.seasonal_residuals(prepared.grid_timestamps, prepared.values, info.interval_seconds)
+        seasonal = anomaly_scoring.seasonal_errors(residuals, info.seasonal_scale)
+    scores = anomaly_scoring.adaptive_scores(errors, info.score, seasonal)
+    scores = anomaly_scoring.with_range(scores, prepared.values)
     flags = np.nan_to_num(scores, nan=-1.0) > threshold
     events = anomaly_scoring.group_events(flags, scores, info.score.event_gap_points)
     alarms = np.zeros(len(scores), dtype=bool)

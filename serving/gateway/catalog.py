@@ -32,6 +32,7 @@ class AnomalyModelInfo:
     interval_seconds: float
     sensor_names: tuple[str, ...]
     score: ScoreParams
+    seasonal_scale: np.ndarray  # [F]; ones when the model has no seasonal evidence
 
     @property
     def features(self) -> int:
@@ -83,6 +84,7 @@ class AnomalyCatalog:
                 **{field: int(outputs[field].ravel()[0]) for field in c.COUNT_INFOS},
                 prior_mean=float(outputs[c.PRIOR_ERROR_MEAN_INFO].ravel()[0]),
                 prior_std=float(outputs[c.PRIOR_ERROR_STD_INFO].ravel()[0]),
+                **_seasonal_prior(outputs),
             )
             info = AnomalyModelInfo(
                 name=self.name,
@@ -91,6 +93,7 @@ class AnomalyCatalog:
                 interval_seconds=float(outputs[c.INTERVAL_SECONDS_INFO].ravel()[0]),
                 sensor_names=names,
                 score=score,
+                seasonal_scale=np.asarray(outputs.get(c.SEASONAL_SCALE_INFO, np.ones(len(names))), np.float64).ravel(),
             )
         except (KeyError, IndexError, UnicodeDecodeError, TypeError, ValueError) as exc:
             raise _contract_error(self.name, f"model_info signature is incomplete: {exc}") from exc
@@ -102,6 +105,10 @@ class AnomalyCatalog:
             and math.isfinite(score.prior_mean)
             and math.isfinite(score.prior_std)
             and score.prior_std > 0
+            and math.isfinite(score.seasonal_prior_mean)
+            and score.seasonal_prior_std >= 0
+            and info.seasonal_scale.shape == (len(names),)
+            and bool(np.all(info.seasonal_scale > 0))
         )
         if not usable:
             raise _contract_error(
@@ -112,6 +119,16 @@ class AnomalyCatalog:
         if info.features != features:
             raise _contract_error(self.name, f"model_info names {info.features} sensors, input has {features}")
         return info
+
+
+def _seasonal_prior(outputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """The seasonal prior, or nothing (no seasonal evidence) for a model exported before it existed."""
+    if c.SEASONAL_PRIOR_STD_INFO not in outputs:
+        return {}
+    return {
+        "seasonal_prior_mean": float(outputs[c.SEASONAL_PRIOR_MEAN_INFO].ravel()[0]),
+        "seasonal_prior_std": float(outputs[c.SEASONAL_PRIOR_STD_INFO].ravel()[0]),
+    }
 
 
 def _features(name: str, signatures: tfs_lite_pb2.SignatureDefMap) -> int:

@@ -3,8 +3,8 @@
 Everything the batch path computes is computed here by the same functions, on the state the stream kept:
 - forecasts: the new points' chunks (serving/gateway/series_chunks.py's aligned chunks, which depend on a point's
   position in its part only) rebuilt from the readings kept since the current chunk's start;
-- scores: `anomaly_scoring.adaptive_scores` over the kept errors followed by the new ones (causal: the
-  score of a point depends only on the errors up to it);
+- scores: `anomaly_scoring`'s evidence tails over the kept errors followed by the new ones, and the seasonal
+  errors against the kept days (causal: the score of a point depends only on the points up to it);
 - events: `anomaly_scoring.group_events` over the last event (its start, end and peak) and the new flags.
 So a series appended in pieces gets the scores of the same series posted whole (tests/test_streams_api.py).
 """
@@ -89,19 +89,25 @@ def _chunk_index(position: int, history: int, stride: int) -> int:
 
 
 def score(state: StreamState, new: NewPoints, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and flags of the new points from the kept errors and the range seen so far.
+    """Scores and flags of the new points from the kept errors, the kept days and the range seen so far.
 
-    Keeps the newest `history_points` errors and the new range. The range rule (`with_range`) sees the
-    stream's past as rows whose running minimum and maximum are the stream's, as many as the points so far
-    (the rule ignores a series' first RANGE_MIN_HISTORY points, so more rows than that change nothing).
+    Each evidence's tails come from its kept valid errors followed by the new ones (the newest `history_points`
+    of each are kept). The seasonal errors of the new points look their references up in the grid points of the
+    last `SEASON_CYCLES` days, which the stream keeps (`day_times`, `day_values`). The range rule (`with_range`)
+    sees the stream's past as rows whose running minimum and maximum are the stream's, as many as the points so
+    far (the rule ignores a series' first RANGE_MIN_HISTORY points, so more rows than that change nothing).
     """
-    valid = ~np.isnan(errors)
-    history = np.concatenate((state.errors, errors[valid]))
-    scores = np.full(errors.shape, np.nan)
-    if valid.any():
-        scores[valid] = anomaly_scoring.adaptive_scores(history, state.score)[-int(valid.sum()) :]
-    state.errors = history[-state.history_points :]
+    params = state.score
     values = new.values.astype(np.float32).astype(np.float64)  # as the batch grid holds them
+    tails = _new_tails(state, "errors", errors, (params.prior_mean, params.prior_std))
+    if params.seasonal:
+        residuals = anomaly_scoring.seasonal_residuals(
+            new.times, values, state.interval_seconds, (state.day_times, state.day_values)
+        )
+        seasonal = anomaly_scoring.seasonal_errors(residuals, state.seasonal_scale)
+        tails += _new_tails(state, "seasonal", seasonal, (params.seasonal_prior_mean, params.seasonal_prior_std))
+        _keep_days(state, new.times, values)
+    scores = np.where(np.isnan(errors), np.nan, anomaly_scoring.combined_scores(tails, params))
     past = min(new.first, anomaly_scoring.RANGE_MIN_HISTORY + 1)
     rows = np.vstack([state.low] + [state.high] * (past - 1)) if past else np.empty((0, values.shape[1]))
     scores = anomaly_scoring.with_range(np.concatenate((np.full(past, np.nan), scores)), np.vstack((rows, values)))
@@ -109,6 +115,28 @@ def score(state: StreamState, new: NewPoints, errors: np.ndarray) -> tuple[np.nd
     state.low = np.minimum(state.low, values.min(axis=0)) if state.low.size else values.min(axis=0)
     state.high = np.maximum(state.high, values.max(axis=0)) if state.high.size else values.max(axis=0)
     return scores, np.nan_to_num(scores, nan=-1.0) > state.threshold
+
+
+def _new_tails(state: StreamState, kept: str, errors: np.ndarray, prior: tuple[float, float]) -> list[np.ndarray]:
+    """The new points' tails of one evidence (NaN where its error is), from the kept errors `kept` of state."""
+    valid = ~np.isnan(errors)
+    history = np.concatenate((getattr(state, kept), errors[valid]))
+    setattr(state, kept, history[-state.history_points :])
+    tails = []
+    for tail in anomaly_scoring.evidence_tails(history, prior, state.score):
+        new_tail = np.full(errors.shape, np.nan)
+        new_tail[valid] = tail[history.size - int(valid.sum()) :]
+        tails.append(new_tail)
+    return tails
+
+
+def _keep_days(state: StreamState, times: np.ndarray, values: np.ndarray) -> None:
+    """Keep the grid points a later point's seasonal references can be: the last `SEASON_CYCLES` days."""
+    day_times = np.concatenate((state.day_times, times))
+    since = day_times[-1] - anomaly_scoring.SEASON_CYCLES * anomaly_scoring.SEASON_SECONDS - state.interval_seconds
+    first = int(np.searchsorted(day_times, since))
+    state.day_times = day_times[first:]
+    state.day_values = np.vstack((state.day_values.reshape(-1, values.shape[1]), values))[first:]
 
 
 def group(

@@ -22,7 +22,7 @@ import grpc
 import numpy as np
 import orjson
 
-from serving.anomaly_scoring import ScoreParams
+from serving.anomaly_scoring import SUSTAINED_POINTS, ScoreParams
 from serving.contract import ERROR_OUTPUT, FORECAST_OUTPUT, WINDOW_INPUT
 from serving.gateway.alert_threshold import effective_threshold, read_threshold
 from serving.gateway.anomaly import AnomalyEndpoint
@@ -87,6 +87,7 @@ class StreamService:
             max_gap_steps=self.config.max_gap_steps,
             history_points=_history_points(info.score, self.config),
             score=info.score,
+            seasonal_scale=info.seasonal_scale,
             threshold=threshold,
             sensitivity=sensitivity,
             created=time.time(),
@@ -247,10 +248,11 @@ class StreamService:
 def _history_points(score: ScoreParams, config: GatewayConfig) -> int:
     """Errors a stream keeps: what the score of its next point can depend on, within the configured cap.
 
-    A score looks back `baseline_points + average_points`; which of those points count (extreme ones early in
-    an event do not) was decided looking back as far again, plus an event's length.
+    A score looks back `baseline_points` plus its longer average; which of those points count (extreme ones
+    early in an event do not) was decided looking back as far again, plus an event's length.
     """
-    needed = 2 * (score.baseline_points + score.average_points) + score.event_gap_points
+    longest = max(score.average_points, SUSTAINED_POINTS)
+    needed = 2 * (score.baseline_points + longest) + score.event_gap_points
     return min(needed, config.stream_history_points)
 
 

@@ -1,9 +1,9 @@
 """What the store keeps per stream, and its compact encoding (zlib-compressed JSON, arrays as base64 floats).
 
 Bounded by the model's constants: the readings since the current chunk's start (at most one chunk), the
-valid per-point errors the score's baseline needs (at most `history_points`), the range of the readings so
-far, the last event and the answer to the last append (for retries). Nothing grows with the stream's age
-beyond that.
+valid per-point errors the score's baselines need (at most `history_points` of each evidence), the grid points
+of the last `SEASON_CYCLES` days (for a model with seasonal evidence), the range of the readings so far, the
+last event and the answer to the last append (for retries). Nothing grows with the stream's age beyond that.
 """
 
 from __future__ import annotations
@@ -22,7 +22,17 @@ from serving.gateway.segments import format_timestamp
 RECENT_EVENTS = 10
 PUBLIC_EVENT_FIELDS = ("start", "end", "peak_score", "peak_at", "points", "status")  # the rest are grid indices
 COMPRESSION_LEVEL = 1  # the fastest: the stored answer to the last append (JSON) shrinks several times
-ARRAYS = {"context": np.float32, "errors": np.float32, "last_values": np.float64, "low": np.float64, "high": np.float64}
+ARRAYS = {
+    "context": np.float32,
+    "errors": np.float32,
+    "seasonal": np.float64,
+    "seasonal_scale": np.float64,
+    "day_times": np.float64,
+    "day_values": np.float32,
+    "last_values": np.float64,
+    "low": np.float64,
+    "high": np.float64,
+}
 
 
 @dataclass
@@ -52,6 +62,10 @@ class StreamState:
     context_start: int = 0  # grid index of context[0]
     context: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     errors: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # valid errors, oldest first
+    seasonal: np.ndarray = field(default_factory=lambda: np.zeros(0))  # valid seasonal errors, oldest first
+    seasonal_scale: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F], the model's
+    day_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the grid points of the last days
+    day_values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     low: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per sensor, over every grid point so far
     high: np.ndarray = field(default_factory=lambda: np.zeros(0))
     event: dict[str, Any] | None = None  # the last event (grid indices, times, peak, points flagged)
