@@ -86,7 +86,13 @@ def test_labelled_anomaly_is_the_strongest_event(trained_models: Path) -> None:
     flagged points is inside the labelled window, and false alarms stay under one per two days."""
     import pandas as pd
 
-    from serving.anomaly_scoring import adaptive_scores, group_events, threshold_for
+    from serving.anomaly_scoring import (
+        adaptive_scores,
+        group_events,
+        seasonal_errors,
+        seasonal_residuals,
+        threshold_for,
+    )
 
     csv = require(SHARED_DATA / "nab" / "data" / "artificialWithAnomaly" / "art_daily_jumpsup.csv")
     windows = json.loads((SHARED_DATA / "nab" / "labels" / "combined_windows.json").read_text())
@@ -96,8 +102,15 @@ def test_labelled_anomaly_is_the_strongest_event(trained_models: Path) -> None:
     window = tf.constant(frame["value"].to_numpy(np.float32)[None, :, None])
     errors = loaded.signatures["serving_default"](window=window)["error"].numpy()[0].astype(np.float64)
     errors[: int(info["history_length"][0])] = np.nan
-    params = ScoreParams(prior_mean=float(info["prior_error_mean"][0]), prior_std=float(info["prior_error_std"][0]))
-    scores = adaptive_scores(errors, params)
+    params = ScoreParams(
+        prior_mean=float(info["prior_error_mean"][0]),
+        prior_std=float(info["prior_error_std"][0]),
+        seasonal_prior_mean=float(info["seasonal_prior_mean"][0]),
+        seasonal_prior_std=float(info["seasonal_prior_std"][0]),
+    )
+    times = frame["timestamp"].astype("int64").to_numpy() / 1e9
+    residuals = seasonal_residuals(times, frame[["value"]].to_numpy(np.float32), float(info["interval_seconds"][0]))
+    scores = adaptive_scores(errors, params, seasonal_errors(residuals, info["seasonal_scale"]))
     events = group_events(scores > threshold_for(0.5), scores, params.event_gap_points)
     ((start, end),) = windows["artificialWithAnomaly/art_daily_jumpsup.csv"]
     stamps = frame["timestamp"]
@@ -137,9 +150,8 @@ def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
     params = anomaly_model.AnomalyParams()
     forecaster = anomaly_model.build_forecaster(2, 8)
     scaler = anomaly_model.Scaler(np.array([10.0, -1.0], np.float32), np.array([2.0, 0.5], np.float32))
-    calibration = anomaly_model.Calibration(
-        np.array([0.3, 0.1], np.float32), ScoreParams(prior_mean=0.8, prior_std=0.2), 100
-    )
+    score = ScoreParams(prior_mean=0.8, prior_std=0.2, seasonal_prior_mean=1.1, seasonal_prior_std=0.3)
+    calibration = anomaly_model.Calibration(np.array([0.3, 0.1], np.float32), score, 100, np.array([1.5, 0.25]))
     sequence = np.random.default_rng(1).normal([10.0, -1.0], [2.0, 0.5], size=(200, 2)).astype(np.float32)
     anomaly_export.save_anomaly(
         forecaster, scaler, calibration, params, "anomaly", ["a", "b"], 60.0, tmp_path / "anomaly", sequence
@@ -156,6 +168,9 @@ def test_signature_outputs_equal_keras_models(tmp_path: Path) -> None:
     info = run_as_session_bundle(tmp_path / "anomaly", "model_info", window=sequence[None, :1])
     assert info["sensor_names"].tolist() == [b"a", b"b"] and info["history_length"].tolist() == [16]
     assert info["prior_error_mean"].tolist() == pytest.approx([0.8]) and info["prior_points"].tolist() == [100]
+    assert info["seasonal_scale"].tolist() == [1.5, 0.25] and info["seasonal_prior_std"].tolist() == pytest.approx(
+        [0.3]
+    )
     # an absurd reading (1e30) is clipped before the network: every output stays finite
     spiked = sequence.copy()
     spiked[100, 0] = 1e30

@@ -132,9 +132,11 @@ def train(series: SensorSeries, params: AnomalyParams, strategy) -> tuple[object
         "residual_std": calibration.residual_std.round(6).tolist(),
         "prior_error_mean": round(calibration.score.prior_mean, 6),
         "prior_error_std": round(calibration.score.prior_std, 6),
-        "seasonal_scale": calibration.seasonal_scale.round(6).tolist(),
-        "seasonal_prior_mean": round(calibration.score.seasonal_prior_mean, 6),
-        "seasonal_prior_std": round(calibration.score.seasonal_prior_std, 6),
+        "seasonal_spread": calibration.seasonal_scale.round(6).tolist(),
+        "seasonal_error_prior": [
+            round(calibration.score.seasonal_prior_mean, 6),
+            round(calibration.score.seasonal_prior_std, 6),
+        ],
     }
     return model, scaler, calibration, metrics
 
@@ -166,13 +168,16 @@ def calibrate(
     prior_mean, prior_std = _prior([step_errors(residual / residual_std) for residual in residuals])
     seasonal = seasonal_residuals(series.timestamps, series.values, series.interval_seconds)
     compared = seasonal[~np.isnan(seasonal).any(axis=1)]
-    seasonal_scale = np.ones(len(series.sensor_names))
-    seasonal_prior = {}
+    seasonal_scale, seasonal_mean, seasonal_std = np.ones(len(series.sensor_names)), 1.0, 0.0
     if len(compared) >= MIN_SEASONAL_POINTS and series.interval_seconds >= MIN_SEASON_INTERVAL_SECONDS:
         seasonal_scale = np.maximum(compared.std(axis=0), scaler.std * EPSILON)
-        mean, std = _prior([seasonal_errors(compared, seasonal_scale)])
-        seasonal_prior = {"seasonal_prior_mean": mean, "seasonal_prior_std": std}
-    score = ScoreParams(prior_mean=prior_mean, prior_std=prior_std, **seasonal_prior)
+        seasonal_mean, seasonal_std = _prior([seasonal_errors(compared, seasonal_scale)])
+    score = ScoreParams(
+        prior_mean=prior_mean,
+        prior_std=prior_std,
+        seasonal_prior_mean=seasonal_mean,
+        seasonal_prior_std=seasonal_std,
+    )
     learning_points = sum(len(seg) for seg in segments)
     return Calibration(residual_std.astype(np.float32), score, learning_points, seasonal_scale.astype(np.float32))
 

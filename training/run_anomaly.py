@@ -127,7 +127,7 @@ def train_one(settings: AnomalySettings, data: Path | None, name: str, devices: 
         "scaler_mean": scaler.mean.tolist(),
         "scaler_std": scaler.std.tolist(),
         "residual_std": calibration.residual_std.tolist(),
-        "seasonal_scale": calibration.seasonal_scale.tolist(),
+        "seasonal_spread": calibration.seasonal_scale.tolist(),
         "score": vars(calibration.score),
     }
     report.update(

@@ -84,7 +84,8 @@ class AnomalyCatalog:
                 **{field: int(outputs[field].ravel()[0]) for field in c.COUNT_INFOS},
                 prior_mean=float(outputs[c.PRIOR_ERROR_MEAN_INFO].ravel()[0]),
                 prior_std=float(outputs[c.PRIOR_ERROR_STD_INFO].ravel()[0]),
-                **_seasonal_prior(outputs),
+                seasonal_prior_mean=_optional(outputs, c.SEASONAL_PRIOR_MEAN_INFO, 1.0),
+                seasonal_prior_std=_optional(outputs, c.SEASONAL_PRIOR_STD_INFO, 0.0),
             )
             info = AnomalyModelInfo(
                 name=self.name,
@@ -121,14 +122,9 @@ class AnomalyCatalog:
         return info
 
 
-def _seasonal_prior(outputs: dict[str, np.ndarray]) -> dict[str, float]:
-    """The seasonal prior, or nothing (no seasonal evidence) for a model exported before it existed."""
-    if c.SEASONAL_PRIOR_STD_INFO not in outputs:
-        return {}
-    return {
-        "seasonal_prior_mean": float(outputs[c.SEASONAL_PRIOR_MEAN_INFO].ravel()[0]),
-        "seasonal_prior_std": float(outputs[c.SEASONAL_PRIOR_STD_INFO].ravel()[0]),
-    }
+def _optional(outputs: dict[str, np.ndarray], key: str, default: float) -> float:
+    """A seasonal constant, or `default` (no seasonal evidence) for a model exported before it existed."""
+    return float(outputs[key].ravel()[0]) if key in outputs else default
 
 
 def _features(name: str, signatures: tfs_lite_pb2.SignatureDefMap) -> int:

@@ -104,7 +104,7 @@ def score(state: StreamState, new: NewPoints, errors: np.ndarray) -> tuple[np.nd
         residuals = anomaly_scoring.seasonal_residuals(
             new.times, values, state.interval_seconds, (state.day_times, state.day_values)
         )
-        seasonal = anomaly_scoring.seasonal_errors(residuals, state.seasonal_scale)
+        seasonal = anomaly_scoring.seasonal_errors(residuals, state.seasonal_spread)
         tails += _new_tails(state, "seasonal", seasonal, (params.seasonal_prior_mean, params.seasonal_prior_std))
         _keep_days(state, new.times, values)
     scores = np.where(np.isnan(errors), np.nan, anomaly_scoring.combined_scores(tails, params))

@@ -87,7 +87,7 @@ class StreamService:
             max_gap_steps=self.config.max_gap_steps,
             history_points=_history_points(info.score, self.config),
             score=info.score,
-            seasonal_scale=info.seasonal_scale,
+            seasonal_spread=info.seasonal_scale,
             threshold=threshold,
             sensitivity=sensitivity,
             created=time.time(),

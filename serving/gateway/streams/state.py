@@ -26,7 +26,7 @@ ARRAYS = {
     "context": np.float32,
     "errors": np.float32,
     "seasonal": np.float64,
-    "seasonal_scale": np.float64,
+    "seasonal_spread": np.float64,
     "day_times": np.float64,
     "day_values": np.float32,
     "last_values": np.float64,
@@ -63,7 +63,7 @@ class StreamState:
     context: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     errors: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # valid errors, oldest first
     seasonal: np.ndarray = field(default_factory=lambda: np.zeros(0))  # valid seasonal errors, oldest first
-    seasonal_scale: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F], the model's
+    seasonal_spread: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F], the model's
     day_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the grid points of the last days
     day_values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     low: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per sensor, over every grid point so far
