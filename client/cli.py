@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     level.add_argument(
         "--sensitivity",
         type=float,
-        help="0..1 (default 0.7); each +0.2 flags ten times more normal points (docs/anomaly.md)",
+        help="0..1 (default 0.65); each +0.2 flags ten times more normal points (docs/anomaly.md)",
     )
     score.add_argument("--model", help="the asset's anomaly model (default: the gateway's, 'anomaly')")
     score.set_defaults(func=cmd_score)
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--model", help="the asset's anomaly model (default: the gateway's, 'anomaly')")
     stream_level = stream.add_mutually_exclusive_group()
     stream_level.add_argument("--threshold", type=float, help="score (0..1) above which a point is anomalous")
-    stream_level.add_argument("--sensitivity", type=float, help="0..1 (default 0.7, the gateway's)")
+    stream_level.add_argument("--sensitivity", type=float, help="0..1 (default 0.65, the gateway's)")
     stream.set_defaults(func=cmd_stream)
 
     health = commands.add_parser("health", parents=[common], help="liveness and readiness")

@@ -86,7 +86,7 @@ class GatewayClient:
         `data` is a CSV path, a DataFrame (DatetimeIndex or `timestamp` column; one column per sensor),
         a Series with a DatetimeIndex, or the timestamps, with `values` a sequence (one sensor) or a
         mapping sensor -> sequence. `model` names the asset's model (default: the gateway's `anomaly`).
-        `sensitivity` (0..1, default 0.7; each step of 0.2 is ten times more alarms) or an explicit
+        `sensitivity` (0..1, default 0.65; each step of 0.2 is ten times more alarms) or an explicit
         `threshold` on the score (0..1) sets what is flagged (docs/anomaly.md).
         """
         body = series_body(data, values)
