@@ -53,8 +53,7 @@ def ar_errors(rng: np.random.Generator, n: int, heavy: bool) -> np.ndarray:
 def test_flagged_share_of_normal_points_matches_the_promise(heavy: bool, seasonal: bool) -> None:
     """From sensitivity 0.7 (3 in 1,000) up: between a fifth of the promise and twice it; below, at most 10x.
 
-    The promise holds for each evidence tail; a point takes the smallest of its 2 or 4 tails times their number
-    (Bonferroni), which is conservative when the tails move together (docs/anomaly.md).
+    The promise holds for each evidence tail; a point's tail is the harmonic mean of its 2 or 4 (docs/anomaly.md).
     """
     rng = np.random.default_rng(7)
     errors, seasonal_errors = ar_errors(rng, 60_000, heavy), ar_errors(rng, 60_000, heavy)
