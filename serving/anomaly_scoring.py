@@ -137,10 +137,8 @@ def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, block: i
     return at_least
 
 
-def _tail(
-    recent: np.ndarray, kept: np.ndarray, width: int, prior: tuple[float, float], params: ScoreParams
-) -> np.ndarray:
-    """Share of the baseline >= each recent value, the prior (mean, spread) counted as `prior_points` pseudo-points.
+def _tail(recent: np.ndarray, kept: np.ndarray, width: int, prior_tail: np.ndarray, params: ScoreParams) -> np.ndarray:
+    """Share of the baseline >= each recent value, the prior's tail counted as `prior_points` pseudo-points.
 
     The baseline of point i is the kept recent values of the `baseline_points` before i - width: the last
     `width` recent values share readings with point i's own, so they are no evidence of what is normal (and a
@@ -152,8 +150,6 @@ def _tail(
     kept_before = np.concatenate(([0], np.cumsum(np.isfinite(pool))))
     index = np.arange(recent.size)
     seen = kept_before[index] - kept_before[np.maximum(0, index - params.baseline_points)]
-    z = (recent - prior[0]) / max(PRIOR_SPREAD * prior[1], STD_FLOOR)
-    prior_tail = 0.5 * _erfc(z / math.sqrt(2.0))
     return (at_least + params.prior_points * prior_tail) / (seen + params.prior_points)
 
 
@@ -170,13 +166,15 @@ def _width_tail(errors: np.ndarray, width: int, prior: tuple[float, float], para
     if valid.size == 0:
         return tails
     recent = _trailing_mean(np.minimum(errors[valid], ERROR_CAP), width)
-    first_pass = _tail(recent, np.ones(recent.size, dtype=bool), width, prior, params)
+    z = (recent - prior[0]) / max(PRIOR_SPREAD * prior[1], STD_FLOOR)
+    prior_tail = 0.5 * _erfc(z / math.sqrt(2.0))  # the learnt normal fit's tail above each recent value
+    first_pass = _tail(recent, np.ones(recent.size, dtype=bool), width, prior_tail, params)
     extreme = first_pass < EXTREME_TAIL
     kept = np.ones(recent.size, dtype=bool)
     for event in group_events(extreme, first_pass, params.event_gap_points):
         stop = event.start + params.event_gap_points
         kept[event.start : stop] &= ~extreme[event.start : stop]
-    tails[valid] = _tail(recent, kept, width, prior, params)
+    tails[valid] = first_pass if kept.all() else _tail(recent, kept, width, prior_tail, params)
     return tails
 
 
