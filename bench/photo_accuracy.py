@@ -8,9 +8,7 @@ lever is measured on its own: models trained with and without the ink augmentati
 with --model), and every model under the full preprocessing and with each photo step switched off in turn.
 Writes bench-results/photos.json (with each model's error rates by the generator's draws, bench/photo_failures.py)
 and, beside it, photo-failures-<model>-<generator>.png (photo-only failures as the model saw them, next to the
-clean digits); prints a table. The gateway reads a photo's digit together with its test-time variants
-(serving/gateway/photo_variants.py): the row "all steps + variants" is what it answers, "all steps" the same
-digits read once.
+clean digits); prints a table.
 """
 
 from __future__ import annotations
@@ -26,10 +24,8 @@ import numpy as np
 
 from bench.photo_failures import error_buckets, failure_grid
 from bench.photos import BROAD, FORMATS, STANDARD, clean_png, render_photo
-from serving.contract import PROBABILITIES_OUTPUT
 from serving.gateway.errors import ApiError
 from serving.gateway.images import ALL_STEPS, PhotoSteps, decode_image, image_to_mnist
-from serving.gateway.photo_variants import average_variants, photo_variants
 
 PREPROCESSING = {
     "all steps": ALL_STEPS,
@@ -41,7 +37,6 @@ PREPROCESSING = {
         adaptive_background=False, connected_ink=False, stroke_normalisation=False, even_strength=False
     ),
 }
-WITH_VARIANTS = "all steps + variants"  # the gateway's own reading of a photo
 TRAINED = ("quick", "quick without ink augmentation")
 GENERATORS = {"standard": STANDARD, "broad": BROAD}
 TARGET_ACCURACY = 0.97
@@ -93,22 +88,11 @@ def preprocess_all(blobs: list[bytes], steps: PhotoSteps) -> tuple[np.ndarray, i
 
 
 def saved_model_classifier(path: str):
-    """uint8 [n, 28, 28] -> probabilities [n, 10], through the SavedModel's serving signature (as TF Serving runs
-    it)."""
+    """uint8 [n, 28, 28] -> predicted digits, through the SavedModel's serving signature (as TF Serving runs it)."""
     import tensorflow as tf
 
     serve = tf.saved_model.load(path).signatures["serving_default"]
-    return lambda digits: serve(image=tf.constant(digits[..., np.newaxis]))[PROBABILITIES_OUTPUT].numpy()
-
-
-def read_digits(probabilities, digits: np.ndarray, variants: bool) -> np.ndarray:
-    """The digits a classifier (`probabilities`) reads in uint8 [n, 28, 28]; with `variants` as the gateway reads
-    a photo: each digit with its test-time variants, probabilities averaged."""
-    if not variants:
-        return np.argmax(probabilities(digits), axis=-1)
-    expanded = np.concatenate([photo_variants(digit) for digit in digits])
-    rows = np.full(len(digits), len(expanded) // len(digits), dtype=np.int64)
-    return average_variants(probabilities(expanded), rows)[1]
+    return lambda digits: serve(image=tf.constant(digits[..., np.newaxis]))["digit"].numpy()
 
 
 def train_quick_classifiers(data, seed: int) -> dict:
@@ -125,8 +109,8 @@ def train_quick_classifiers(data, seed: int) -> dict:
         if name != "quick":
             params = replace(params, augmentation=replace(params.augmentation, ink=False))
         model, _ = mnist_model.train(data, params, devices.strategy)
-        classifiers[name] = lambda digits, model=model: model.predict(
-            digits[..., np.newaxis].astype(np.float32), batch_size=500, verbose=0
+        classifiers[name] = lambda digits, model=model: np.argmax(
+            model.predict(digits[..., np.newaxis].astype(np.float32), batch_size=500, verbose=0), axis=-1
         )
     return classifiers
 
@@ -166,17 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     for model_name, classify in classifiers.items():
         for generator, photo_set in sets.items():
             labels, formats = photo_set["labels"], photo_set["formats"]
-            clean_correct = read_digits(classify, photo_set["clean"], variants=False) == labels
+            clean_correct = classify(photo_set["clean"]) == labels
             clean_accuracy = float(np.mean(clean_correct))
-            readings = [(name, prepared, False) for name, prepared in photo_set["prepared"].items()]
-            readings.insert(1, (WITH_VARIANTS, photo_set["prepared"]["all steps"], True))
-            for steps_name, (pictures, refused, ms), variants in readings:
-                correct = read_digits(classify, pictures, variants) == labels
+            for steps_name, (pictures, refused, ms) in photo_set["prepared"].items():
+                correct = classify(pictures) == labels
                 accuracy = float(np.mean(correct))
                 failures = {}
-                if variants:
-                    # Where the gateway's errors are: by the generator's draws, and a picture of the photo-only
-                    # failures.
+                if steps_name == "all steps":
+                    # Where the errors are: by the generator's draws, and a picture of the photo-only failures.
                     failures = {"error_by_factor": error_buckets(photo_set["styles"], correct, clean_correct)}
                     grid = args.out.parent / f"photo-failures-{model_name.replace(' ', '-')}-{generator}.png"
                     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -187,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                         "generator": generator,
                         "seed": photo_set["seed"],
                         "preprocessing": steps_name,
-                        "steps": asdict(PREPROCESSING[steps_name.removesuffix(" + variants")]),
-                        "variants": variants,
+                        "steps": asdict(PREPROCESSING[steps_name]),
                         "photo_accuracy": round(accuracy, 4),
                         "clean_accuracy": round(clean_accuracy, 4),
                         "ratio": round(accuracy / clean_accuracy, 4),

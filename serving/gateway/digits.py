@@ -18,10 +18,9 @@ from serving.gateway import metrics
 from serving.gateway.config import GatewayConfig
 from serving.gateway.endpoint import Answer, Count, Endpoint
 from serving.gateway.errors import ApiError
-from serving.gateway.images import Digit, decode_image, image_to_digit, pixels_to_mnist
+from serving.gateway.images import decode_image, image_to_mnist, pixels_to_mnist
 from serving.gateway.jsonio import is_json, read_json
 from serving.gateway.microbatch import MicroBatcher
-from serving.gateway.photo_variants import average_variants, photo_variants
 from serving.gateway.upstream import Prediction, UpstreamClient, UpstreamError, model_spec
 
 DIGITS_ROUTE = "/v1/digits:predict"
@@ -62,16 +61,7 @@ class Picture:
     pixels: Any = None
 
 
-@dataclass(frozen=True)
-class ModelRows:
-    """The model's input rows for a request's pictures, each picture's rows together and in order: one for a
-    picture that already is an MNIST digit, the digit and its variants for a photo (photo_variants.py)."""
-
-    images: np.ndarray  # uint8 [sum(rows), 28, 28]
-    rows: np.ndarray  # int64 [pictures]: the rows of each picture
-
-
-class DigitEndpoint(Endpoint[list[Picture], ModelRows]):
+class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
     """Images in (multipart `image` files, a raw image body, or JSON instances), one digit per image out.
 
     Optionally micro-batched: concurrent requests of a worker share one Predict (serving/gateway/microbatch.py).
@@ -120,24 +110,19 @@ class DigitEndpoint(Endpoint[list[Picture], ModelRows]):
             f"or application/json with instances; got {mimetype or 'no Content-Type'}",
         )
 
-    def preprocess(self, pictures: list[Picture], deadline: float) -> ModelRows:
-        """Each picture as an MNIST digit; a photo's digit with its variants."""
-        digits = [_to_mnist(picture) for picture in pictures]
-        rows = [photo_variants(digit.pixels) if digit.from_photo else digit.pixels[np.newaxis] for digit in digits]
-        return ModelRows(np.concatenate(rows), np.array([len(block) for block in rows], dtype=np.int64))
+    def preprocess(self, pictures: list[Picture], deadline: float) -> np.ndarray:
+        """uint8 [n, 28, 28]: each picture as an MNIST digit."""
+        return np.stack([_to_mnist(picture) for picture in pictures])
 
-    def predict(self, prepared: ModelRows, deadline: float) -> Prediction:
+    def predict(self, images: np.ndarray, deadline: float) -> Prediction:
         if self.batcher is not None:
-            return self.batcher.submit(prepared.images, deadline)
-        return self._predict_batch(prepared.images, deadline)
+            return self.batcher.submit(images, deadline)
+        return self._predict_batch(images, deadline)
 
-    def postprocess(self, pictures: list[Picture], prepared: ModelRows, prediction: Prediction) -> Answer:
-        """A digit, its confidence and the ten probabilities per image, in request order (a photo's averaged
-        over its variants)."""
-        probabilities, digits = self._outputs(prediction, len(prepared.images))
-        if len(prepared.images) > len(pictures):
-            probabilities, digits = average_variants(probabilities, prepared.rows)
-        confidence = probabilities[np.arange(len(pictures)), digits]
+    def postprocess(self, pictures: list[Picture], images: np.ndarray, prediction: Prediction) -> Answer:
+        """A digit, its confidence and the ten probabilities per image, in request order."""
+        probabilities, digits = self._outputs(prediction, len(images))
+        confidence = probabilities[np.arange(len(images)), digits]
         rounded = np.round(probabilities.astype(np.float64), 6).tolist()
         body = {
             "predictions": [
@@ -197,11 +182,9 @@ class DigitEndpoint(Endpoint[list[Picture], ModelRows]):
         return self._decoded(_base64(item["b64"], where), where, budget)
 
 
-def _to_mnist(picture: Picture) -> Digit:
+def _to_mnist(picture: Picture) -> np.ndarray:
     try:
-        if picture.image is not None:
-            return image_to_digit(picture.image)
-        return Digit(pixels_to_mnist(picture.pixels), from_photo=False)
+        return image_to_mnist(picture.image) if picture.image is not None else pixels_to_mnist(picture.pixels)
     except ApiError as exc:
         raise _located(exc, picture.where) from None
 

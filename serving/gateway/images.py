@@ -97,21 +97,8 @@ class PhotoSteps:
 ALL_STEPS = PhotoSteps()
 
 
-@dataclass(frozen=True)
-class Digit:
-    """A picture as the model's input, and whether the photo procedure made it (else it already was MNIST-style)."""
-
-    pixels: np.ndarray  # uint8 (28, 28), ink high
-    from_photo: bool
-
-
 def image_to_mnist(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> np.ndarray:
-    """An MNIST-style digit (uint8, (28, 28), ink high) from any picture of one digit (see `image_to_digit`)."""
-    return image_to_digit(image, steps).pixels
-
-
-def image_to_digit(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> Digit:
-    """The MNIST-style digit of any picture of one digit.
+    """An MNIST-style digit (uint8, (28, 28), ink high) from any picture of one digit.
 
     A picture that already is one (28x28 grayscale on a dark background) is returned unchanged.
     Raises ApiError 422 `blank_image` when the picture holds no ink.
@@ -120,7 +107,7 @@ def image_to_digit(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> Digit:
     if digit is not None:
         if digit.max() < MIN_INK_CONTRAST:
             raise ApiError("blank_image", "the image holds no ink (it is blank)")
-        return Digit(digit, from_photo=False)
+        return digit
     ink, paper_noise = _ink_strength(_flatten(image), steps.adaptive_background)
     ink = _remove_background(ink, paper_noise)
     if steps.connected_ink:
@@ -132,7 +119,7 @@ def image_to_digit(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> Digit:
     digit = normalise_stroke(crop) if steps.stroke_normalisation else crop
     if steps.even_strength:
         digit = even_ink_strength(digit)
-    return Digit(_centre_by_mass(_fit_in_box(digit)), from_photo=True)
+    return _centre_by_mass(_fit_in_box(digit))
 
 
 def pixels_to_mnist(pixels: object) -> np.ndarray:
