@@ -30,9 +30,8 @@ ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 # Ink weaker than this (on a 0..255 scale) is not a digit: the brightest pixel of a picture that already is an
 # MNIST digit, and ink's distance from the paper's colour in a photo. A photo's ink must also stand out from the
 # paper's own noise (`_remove_background`), which is what refuses a blank sheet with texture or a shadow; the
-# floor for photos only refuses near-uniform pictures. At 32 it refused faint digits a person reads easily (pale
-# ink, a soft pencil, 20-32 levels against paper whose noise is 1-3 levels): 0.2% of the photo benchmark's
-# pictures, each an error.
+# floor for photos only refuses near-uniform pictures. At 32 it refused pale digits a person reads at once (ink
+# 20-32 levels from paper whose noise is 1-3 levels; 5 of the 8,000 pictures in bench/RESULTS.md's fourth round).
 MIN_INK_CONTRAST = 32.0
 MIN_PHOTO_INK_CONTRAST = 16.0
 # A 28x28 grayscale image whose border ring has a median at or below this counts as "already MNIST".
