@@ -79,6 +79,7 @@ def test_gateway_reads_photo_like_digits_nearly_as_well_as_clean_ones(gateway, t
     assert photo >= 0.955 and photo >= 0.975 * clean, (photo, clean)
 
 
+@pytest.mark.slow
 def test_gateway_reads_a_faint_digit_as_it_reads_the_dark_one_and_refuses_the_blank_sheet(gateway, test_digits) -> None:
     """Pale ink (24 levels on paper of tone 200 with noise of 1.5 levels) is a digit, not a blank image."""
     digit = test_digits[0][0]
