@@ -167,3 +167,19 @@ def test_a_one_pixel_tall_picture_a_million_wide_is_read_without_a_huge_array() 
     stripes = np.full((1, 1_000_000), 255, dtype=np.uint8)
     stripes[0, ::3] = 0
     assert image_to_mnist(Image.fromarray(stripes), ALL_STEPS).shape == (28, 28)
+
+
+def pale_seven(contrast: float, seed: int = 0) -> Image.Image:
+    """The reference seven drawn `contrast` grey levels darker than paper of tone 200 with sensor noise (sigma 1.5)."""
+    ink = 1.0 - np.asarray(draw_seven((300, 300), (60, 50, 240, 250), width=20), dtype=np.float32) / 255.0
+    noise = np.random.default_rng(seed).normal(0, 1.5, ink.shape)
+    return Image.fromarray(np.clip(200.0 - contrast * ink + noise, 0, 255).astype(np.uint8))
+
+
+def test_faint_ink_that_stands_out_from_the_paper_is_read() -> None:
+    # 20 levels of ink against noise of 1.5: plain to see, and under the old floor of 32 levels it was refused.
+    assert shifted_mean_abs_diff(image_to_mnist(pale_seven(20.0)), reference()) < 12.0
+    # The same sheet without the digit is still blank: its noise stands out from nothing.
+    with pytest.raises(ApiError) as refused:
+        image_to_mnist(pale_seven(0.0))
+    assert refused.value.code == "blank_image"

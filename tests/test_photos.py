@@ -80,6 +80,26 @@ def test_gateway_reads_photo_like_digits_nearly_as_well_as_clean_ones(gateway, t
 
 
 @pytest.mark.slow
+def test_gateway_reads_a_faint_digit_as_it_reads_the_dark_one_and_refuses_the_blank_sheet(gateway, test_digits) -> None:
+    """Pale ink (24 levels on paper of tone 200 with noise of 1.5 levels) is a digit, not a blank image."""
+    digit = test_digits[0][0]
+    coverage = np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    noise = np.random.default_rng(PHOTO_SEED).normal(0, 1.5, coverage.shape)
+
+    def read(contrast: float) -> requests.Response:
+        sheet = np.clip(200.0 - contrast * coverage + noise, 0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(sheet).save(buffer, "PNG")
+        headers = {"Content-Type": "image/png"}
+        return requests.post(f"{gateway.url}/v1/digits:predict", data=buffer.getvalue(), headers=headers, timeout=60)
+
+    faint, dark, blank = read(24.0), read(180.0), read(0.0)
+    assert faint.status_code == 200 and dark.status_code == 200, (faint.text, dark.text)
+    assert faint.json()["predictions"][0]["digit"] == dark.json()["predictions"][0]["digit"] == test_digits[1][0]
+    assert blank.status_code == 422 and blank.json()["error"]["code"] == "blank_image"
+
+
+@pytest.mark.slow
 def test_photo_benchmark_measures_every_lever(trained_models: Path, mnist_npz: Path, tmp_path: Path) -> None:
     out = tmp_path / "photos.json"
     model = f"quick={trained_models / 'mnist' / '1'}"
