@@ -118,21 +118,25 @@ def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, block: i
     """
     n = queries.size
     at_least = np.zeros(n, dtype=np.int64)
+    before = np.triu(np.ones((block, block), dtype=bool), k=1)  # [j, i]: j < i
     for start in range(0, n, block):
         stop = min(start + block, n)
+        size = stop - start
         current = queries[start:stop]
         first = max(0, start - window)
         history = np.sort(pool[first:start])
         counts = history.size - np.searchsorted(history, current, side="left")
-        inside = pool[start:stop]
-        earlier = np.triu(inside[:, np.newaxis] >= current[np.newaxis, :], k=1)  # [j, i]: j < i, pool_j >= q_i
-        counts += earlier.sum(axis=0)
+        pairs = before[:size, :size]
+        counts += np.count_nonzero((pool[start:stop, np.newaxis] >= current) & pairs, axis=0)
         # point i no longer sees the values of `history` before max(0, i - window)
-        drop = np.maximum(0, np.arange(start, stop) - window) - first
-        if drop.any():
-            oldest = pool[first : first + int(drop.max())]
-            seen_then = np.arange(oldest.size)[:, np.newaxis] < drop[np.newaxis, :]
-            counts -= ((oldest[:, np.newaxis] >= current[np.newaxis, :]) & seen_then).sum(axis=0)
+        if start >= window:  # then that is the block's share of the oldest values, the j < i of them
+            oldest = pool[first : first + size, np.newaxis]
+            counts -= np.count_nonzero((oldest >= current) & pairs, axis=0)
+        elif stop > window:
+            drop = np.maximum(0, np.arange(start, stop) - window)
+            oldest = pool[: int(drop.max()), np.newaxis]
+            seen_then = np.arange(oldest.size)[:, np.newaxis] < drop
+            counts -= np.count_nonzero((oldest >= current) & seen_then, axis=0)
         at_least[start:stop] = counts
     return at_least
 
