@@ -31,11 +31,16 @@ def test_state_round_trips_through_its_blob() -> None:
         last_values=np.array([1.0, 2.0]),
         context=np.ones((10, 2), np.float32),
         errors=errors,
+        seasonal_spread=np.array([0.5, 2.0]),
+        day_times=60.0 * np.arange(7.0),
+        day_values=np.arange(14, dtype=np.float32).reshape(7, 2),
         last_append={"after": 480.0, "digest": "x", "response": '{"points": []}'},
     )
     again = StreamState.from_blob(state.to_blob())
     np.testing.assert_array_equal(again.errors, errors)
     np.testing.assert_array_equal(again.context, state.context)
+    for name in ("seasonal", "seasonal_spread", "day_times", "day_values"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(state, name))
     assert again.score == state.score and again.last_append == state.last_append and again.end == 540.0
     assert len(state.to_blob()) < 4 * errors.size + 1000  # zlib takes back what base64 adds to the floats
 

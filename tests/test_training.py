@@ -62,6 +62,8 @@ def test_anomaly_signatures_and_model_info(trained_models: Path) -> None:
     assert info["history_length"].tolist() == [16]
     assert info["event_gap_points"].tolist() == [ScoreParams().event_gap_points]
     assert 0 < info["prior_error_mean"][0] < 5 and 0 < info["prior_error_std"][0] < 5
+    # 14 days of a daily series: the model has seasonal evidence (the streams tests rely on it)
+    assert info["seasonal_prior_std"][0] > 0 and info["seasonal_scale"].shape == (1,) and info["seasonal_scale"][0] > 0
     report = json.loads((latest(trained_models, "anomaly") / "training_report.json").read_text())
     assert report["calibration"]["history_length"] == int(info["history_length"][0])
     assert (latest(trained_models, "anomaly") / "model_card.md").read_text().startswith("# anomaly")
