@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
+import orjson
 
 from serving.anomaly_scoring import SUSTAINED_POINTS, ScoreParams, adaptive_scores
 from serving.gateway.config import GatewayConfig
@@ -43,6 +46,23 @@ def test_state_round_trips_through_its_blob() -> None:
         np.testing.assert_array_equal(getattr(again, name), getattr(state, name))
     assert again.score == state.score and again.last_append == state.last_append and again.end == 540.0
     assert len(state.to_blob()) < 4 * errors.size + 1000  # zlib takes back what base64 adds to the floats
+
+
+def test_a_state_stored_before_the_seasonal_evidence_still_loads() -> None:
+    """A blob written by the previous gateway (no seasonal arrays or prior) loads as a model without them."""
+    state = StreamState(
+        model="m", version=1, sensors=["a"], interval_seconds=60.0, history_length=16, chunk_points=256,
+        max_gap_steps=12, history_points=100, score=ScoreParams(), threshold=0.99, sensitivity=None, created=1.0,
+        errors=np.ones(5, np.float32),
+    )  # fmt: skip
+    document = orjson.loads(zlib.decompress(state.to_blob()))
+    for name in ("seasonal", "seasonal_spread", "day_times", "day_values"):
+        del document[name]
+    for name in ("seasonal_prior_mean", "seasonal_prior_std"):
+        del document["score"][name]
+    again = StreamState.from_blob(zlib.compress(orjson.dumps(document)))
+    assert not again.score.seasonal and again.seasonal.size == 0 and again.day_times.size == 0
+    np.testing.assert_array_equal(again.errors, state.errors)
 
 
 def test_the_kept_errors_give_the_scores_of_the_whole_history() -> None:

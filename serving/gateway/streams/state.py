@@ -81,9 +81,12 @@ class StreamState:
 
     @classmethod
     def from_blob(cls, blob: bytes) -> StreamState:
+        """The state a blob holds; fields a blob from an earlier gateway lacks take their defaults."""
         document = orjson.loads(zlib.decompress(blob))
         for name, dtype in ARRAYS.items():
-            packed = document[name]
+            packed = document.get(name)
+            if packed is None:  # stored before the seasonal evidence existed: its model has none in the state
+                continue
             document[name] = np.frombuffer(base64.b64decode(packed["data"]), dtype=dtype).reshape(packed["shape"])
         document["score"] = ScoreParams(**document["score"])
         return cls(**document)
