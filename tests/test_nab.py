@@ -78,6 +78,7 @@ def test_bench_nab_slice_trains_serves_and_scores(tmp_path: Path) -> None:
         "artificialNoAnomaly/art_daily_perfect_square_wave.csv",
     ]
     assert len(results["files"]) == 6 and set(results["normalised"]) == {p.name for p in PROFILES}
+    assert results["seed"] == 0  # the training CLI's default draw of the networks
     assert all(r["rows"] == 4032 for r in results["files"])
     assert (out / "nab.png").stat().st_size > 10_000
     assert "normalised NAB score" in finished.stdout

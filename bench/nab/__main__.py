@@ -36,10 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench-results") / "nab", help="results folder")
     parser.add_argument("--files", type=int, help="only the first N labelled files (a quick slice)")
     parser.add_argument("--epochs", type=int, help="training epochs (default: the training CLI's)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="the training CLI's seed: another draw of the networks (default 0)"
+    )
     return parser.parse_args(argv)
 
 
-def train(files: list[NabFile], models: Path, epochs: int | None, log: Path) -> float:
+def train(files: list[NabFile], models: Path, epochs: int | None, seed: int, log: Path) -> float:
     """One model per file with the training CLI on a folder of links to the files; returns wall seconds."""
     folder = models.parent / "csv"
     folder.mkdir()
@@ -61,6 +64,7 @@ def train(files: list[NabFile], models: Path, epochs: int | None, log: Path) -> 
     ]
     if epochs:
         command += ["--epochs", str(epochs)]
+    command += ["--seed", str(seed)]
     started = time.perf_counter()
     with log.open("w") as handle:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=handle, text=True)
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-nab-") as scratch:
         models = Path(scratch) / "models"
-        train_seconds = train(files, models, args.epochs, args.out / "training.log")
+        train_seconds = train(files, models, args.epochs, args.seed, args.out / "training.log")
         names = tuple(model_name_for(f.path) for f in files)
         started = time.perf_counter()
         with (
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             rows = [evaluate(front.url, nab_file) for nab_file in files]
         serve_seconds = time.perf_counter() - started
-    results = summarise(rows, train_seconds, serve_seconds)
+    results = {**summarise(rows, train_seconds, serve_seconds), "seed": args.seed}
     (args.out / "nab.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_results(results, args.out / "nab.png")
     print_results(results)
