@@ -188,21 +188,16 @@ def evidence_tails(errors: np.ndarray, prior: tuple[float, float], params: Score
     return [_width_tail(errors, width, prior, params) for width in (params.average_points, SUSTAINED_POINTS)]
 
 
-def evidence_count(params: ScoreParams) -> int:
-    """How many tails a point's score combines: two per evidence the model has."""
-    return 4 if params.seasonal else 2
-
-
-def combined_scores(tails: list[np.ndarray], params: ScoreParams) -> np.ndarray:
+def combined_scores(tails: list[np.ndarray]) -> np.ndarray:
     """1 - the harmonic mean of the tails (a missing one counts as 1, no evidence), capped at 1.
 
     The harmonic mean p-value (Wilson, PNAS 2019) combines tests that depend on each other: for tails that move
     together (the 10- and 30-point means of one error) it is about their common value, for one strong piece of
-    evidence among weak ones about `evidence_count` times the smallest (as Bonferroni), and it lies between the
+    evidence among weak ones about their number times the smallest (as Bonferroni), and it lies between the
     smallest and that. So the threshold keeps its promise on normal data (tests/test_anomaly_scoring.py).
     """
     inverse = [1.0 / np.maximum(np.nan_to_num(tail, nan=1.0), np.finfo(np.float64).tiny) for tail in tails]
-    return 1.0 - np.minimum(1.0, evidence_count(params) / np.sum(inverse, axis=0))
+    return 1.0 - np.minimum(1.0, len(tails) / np.sum(inverse, axis=0))
 
 
 def adaptive_scores(errors: np.ndarray, params: ScoreParams, seasonal: np.ndarray | None = None) -> np.ndarray:
@@ -217,7 +212,7 @@ def adaptive_scores(errors: np.ndarray, params: ScoreParams, seasonal: np.ndarra
         if seasonal is None:
             raise ValueError("this model has seasonal evidence: pass the points' seasonal errors")
         tails += evidence_tails(seasonal, (params.seasonal_prior_mean, params.seasonal_prior_std), params)
-    return np.where(np.isnan(errors), np.nan, combined_scores(tails, params))
+    return np.where(np.isnan(errors), np.nan, combined_scores(tails))
 
 
 def seasonal_residuals(

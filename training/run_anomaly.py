@@ -115,7 +115,7 @@ def train_one(settings: AnomalySettings, data: Path | None, name: str, devices: 
         + (
             f"seasonal prior {calibration.score.seasonal_prior_mean:.3f} +- {calibration.score.seasonal_prior_std:.3f}"
             if calibration.score.seasonal
-            else "no seasonal evidence (too little of a second day to learn from)"
+            else "no seasonal evidence (under 100 readings with an earlier day, or more than one a minute)"
         )
     )
     report = report_base(name, settings, devices, params, started)

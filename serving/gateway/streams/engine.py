@@ -107,7 +107,7 @@ def score(state: StreamState, new: NewPoints, errors: np.ndarray) -> tuple[np.nd
         seasonal = anomaly_scoring.seasonal_errors(residuals, state.seasonal_spread)
         tails += _new_tails(state, "seasonal", seasonal, (params.seasonal_prior_mean, params.seasonal_prior_std))
         _keep_days(state, new.times, values)
-    scores = np.where(np.isnan(errors), np.nan, anomaly_scoring.combined_scores(tails, params))
+    scores = np.where(np.isnan(errors), np.nan, anomaly_scoring.combined_scores(tails))
     past = min(new.first, anomaly_scoring.RANGE_MIN_HISTORY + 1)
     rows = np.vstack([state.low] + [state.high] * (past - 1)) if past else np.empty((0, values.shape[1]))
     scores = anomaly_scoring.with_range(np.concatenate((np.full(past, np.nan), scores)), np.vstack((rows, values)))
