@@ -200,3 +200,20 @@ def _split_on(mask: np.ndarray, start: int, stop: int) -> list[tuple[int, int]]:
     return [
         (start + a, start + b) for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True)
     ]
+
+
+def alarm_readings(reading_to_point: np.ndarray, alarm_points: np.ndarray) -> np.ndarray:
+    """Per reading: whether it carries an alarm, given the grid points where events start.
+
+    An event can start on a filled grid point, which no reading stands for; its alarm goes to the first reading
+    on a later grid point (the reading that revealed it) instead of being lost. Readings on one grid point
+    (duplicates) carry its alarm once: the first of them. Readings outside the grid (-1) carry none.
+    """
+    alarms = np.zeros(len(reading_to_point), dtype=bool)
+    if len(alarm_points) == 0:
+        return alarms
+    placed = np.flatnonzero(reading_to_point >= 0)
+    placed = placed[np.argsort(reading_to_point[placed], kind="stable")]
+    at = np.searchsorted(reading_to_point[placed], alarm_points, side="left")
+    alarms[placed[at[at < len(placed)]]] = True
+    return alarms

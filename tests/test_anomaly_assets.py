@@ -237,3 +237,24 @@ def test_one_absurd_value_is_reported_and_does_not_blind_the_detector(
     assert points[300]["is_anomaly"] and points[300]["alarm"]
     assert points[330]["is_anomaly"] and points[330]["score"] > body["threshold"]
     assert all(not p["is_anomaly"] for p in points[body["history_length"] : 300])
+
+
+def test_an_event_starting_on_a_filled_point_raises_its_alarm_on_the_next_reading(
+    assets: tuple[Path, ModelServerHandle, GatewayHandle],
+) -> None:
+    """Reading 300 is missing (filled on the grid) and reading 301 is absurd, so the event starts on the filled
+    point, which no reading stands for: the alarm goes to reading 301, not nowhere."""
+    _, _, gateway = assets
+    rows = require(NAB_TRAIN_CSV).read_text().splitlines()[1:401]
+    stamps = [row.split(",")[0] for row in rows]
+    values = [float(row.split(",")[1]) for row in rows]
+    values[301] = 1e30
+    missing = stamps.pop(300)
+    values.pop(300)
+    body = requests.post(gateway.url + ANOMALY, json={"timestamps": stamps, "values": values}, timeout=60).json()
+    assert body["filled_points"] == 1
+    alarmed = [p["timestamp"] for p in body["points"] if p["alarm"]]
+    starts = [event["start"] for event in body["anomalies"]]
+    assert len(alarmed) == len(starts)
+    assert missing.replace(" ", "T") + "Z" in starts  # NAB writes "2014-02-14 14:30:00"
+    assert body["points"][300]["alarm"] and body["points"][300]["timestamp"] not in starts

@@ -17,6 +17,7 @@ from serving.gateway.segments import format_timestamps
 from serving.gateway.series_chunks import Chunk, make_chunks, stitch
 from serving.gateway.series_input import RawSeries, parse_csv_series, parse_json_series
 from serving.gateway.series_prepare import PreparedSeries, prepare_series
+from serving.series_grid import alarm_readings
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC).timestamp()
 FIVE_MINUTES = 300.0
@@ -415,3 +416,14 @@ def test_timestamps_format_as_utc_iso8601() -> None:
     )
     year_one = parse_json_series({"timestamps": ["0001-01-01T00:00:00Z"], "values": [1]})
     assert math.isclose(year_one.timestamps[0], datetime(1, 1, 1, tzinfo=UTC).timestamp())
+
+
+def test_alarms_land_on_readings_filled_starts_move_on_and_duplicates_carry_one() -> None:
+    """Readings -> grid points [0, 1, 1, 3, -1, 4]: point 2 is filled, point 1 holds two readings."""
+    reading_to_point = np.array([0, 1, 1, 3, -1, 4])
+    assert alarm_readings(reading_to_point, np.array([], dtype=np.int64)).tolist() == [False] * 6
+    assert alarm_readings(reading_to_point, np.array([1])).tolist() == [False, True, False, False, False, False]
+    assert alarm_readings(reading_to_point, np.array([2])).tolist() == [False, False, False, True, False, False]
+    assert alarm_readings(reading_to_point, np.array([0, 4])).tolist() == [True, False, False, False, False, True]
+    unsorted = np.array([3, -1, 0, 1])  # readings posted out of order keep their own positions
+    assert alarm_readings(unsorted, np.array([2])).tolist() == [True, False, False, False]

@@ -70,6 +70,8 @@ def test_a_series_appended_in_pieces_scores_as_the_whole(streams_gateway: Gatewa
     keep = [i for i in range(len(stamps)) if not (400 <= i < 430 or 700 <= i < 705)]
     stamps, values = [stamps[i] for i in keep], [values[i] for i in keep]
     values[900:] = [v + 40.0 for v in values[900:]]
+    del stamps[899], values[899]  # the jump's first grid point is filled (and flagged: the reading after it is
+    values[899] += 400.0  # far out of range): the alarm goes to that reading, in the stream as in the batch
     whole = requests.post(
         f"{url}/v1/anomaly:score", json={"timestamps": stamps, "values": values, "sensitivity": 0.8}, timeout=60
     )
@@ -102,6 +104,7 @@ def test_a_series_appended_in_pieces_scores_as_the_whole(streams_gateway: Gatewa
     assert [p["alarm"] for p in streamed] == [p["alarm"] for p in expected["points"]]
     batch_events = [(e["start"], e["end"], e["points"], e["peak_at"]) for e in expected["anomalies"]]
     assert batch_events, "the jump must raise an alarm"
+    assert expected["filled_points"] == 5 + 1 and sum(p["alarm"] for p in streamed) == len(batch_events)
     assert [(e["start"], e["end"], e["points"], e["peak_at"]) for e in events.values()] == batch_events
     assert all(event["status"] == "closed" for event in list(events.values())[:-1])  # each reported closed once
     summary = requests.get(f"{url}/v1/streams/pump-7", timeout=10).json()

@@ -31,6 +31,7 @@ from serving.gateway.series_chunks import Chunk, chunk_windows, plan_chunks, sti
 from serving.gateway.series_input import RawSeries, parse_csv_series, parse_json_series
 from serving.gateway.series_prepare import PreparedSeries, prepare_series
 from serving.gateway.upstream import Prediction, UpstreamClient, UpstreamError, model_spec
+from serving.series_grid import alarm_readings
 
 ANOMALY_ROUTE = "/v1/anomaly:score"
 CSV_FIELD = "file"  # the multipart field of the HTTP API
@@ -151,7 +152,7 @@ class AnomalyEndpoint(Endpoint[ScoringRequest, ChunkedSeries]):
         pick = np.where(placed, at, 0)
         scores = np.where(placed, scored_grid.scores[pick], np.nan)
         flags = placed & scored_grid.flags[pick]
-        alarms = placed & scored_grid.alarms[pick]
+        alarms = alarm_readings(at, np.flatnonzero(scored_grid.alarms))
         contribution = _contributions(grid[c.RESIDUAL_OUTPUT][pick])
         contribution[np.isnan(scores)] = np.nan
         expected = np.round(grid[c.FORECAST_OUTPUT][pick].astype(np.float64), DECIMALS)

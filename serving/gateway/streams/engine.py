@@ -25,6 +25,7 @@ from serving.gateway.segments import format_timestamps
 from serving.gateway.series_chunks import Chunk, chunk_windows, stitch
 from serving.gateway.streams.grid import NewPoints
 from serving.gateway.streams.state import PUBLIC_EVENT_FIELDS, RECENT_EVENTS, StreamState
+from serving.series_grid import alarm_readings
 
 # windows [n, length, F] float32 -> {"forecast": [n, length, F], "error": [n, length]}
 Forecaster = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -198,13 +199,14 @@ def points_json(state: StreamState, new: NewPoints, reading_times: np.ndarray, s
     at = new.reading_at - new.first
     stamps = format_timestamps(reading_times)
     expected = np.round(scored.forecast[at], DECIMALS)
+    alarms = alarm_readings(at, np.flatnonzero(scored.alarms))
     points = []
     for k, i in enumerate(at.tolist()):
         entry: dict[str, Any] = {
             "timestamp": stamps[k],
             "score": float(scored.scores[i]) if not np.isnan(scored.scores[i]) else None,
             "is_anomaly": bool(scored.flags[i]),
-            "alarm": bool(scored.alarms[i]),
+            "alarm": bool(alarms[k]),
             "expected": dict(zip(state.sensors, expected[k].tolist(), strict=True)),
         }
         if entry["score"] is None:
