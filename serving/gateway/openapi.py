@@ -155,7 +155,10 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
                 "timestamp": {"type": "string", "description": "the input time, ISO 8601 UTC"},
                 "score": {**unit_or_null, "description": "null while the model warms up (see `unscored`)"},
                 "is_anomaly": {"type": "boolean", "description": "score > threshold"},
-                "alarm": {"type": "boolean", "description": "this point opens an event"},
+                "alarm": {
+                    "type": "boolean",
+                    "description": "this point opens an event (or is the reading after the filled point that did)",
+                },
                 "unscored": {
                     "enum": ["warming_up", "after_gap", "sensor_gap"],
                     "description": "why `score` is null (absent when it is not)",
