@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -109,6 +110,14 @@ def _trailing_mean(values: np.ndarray, width: int) -> np.ndarray:
     return sums / np.minimum(np.arange(1, values.size + 1), width)
 
 
+@cache
+def _pairs_before(block: int) -> np.ndarray:
+    """[j, i] True where j < i: the pairs inside a block of `block` (built once per block size, read-only)."""
+    mask = np.triu(np.ones((block, block), dtype=bool), k=1)
+    mask.flags.writeable = False
+    return mask
+
+
 def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, block: int = 256) -> np.ndarray:
     """For each i: how many of pool[i - window:i] are >= queries[i] (a -inf in the pool never is).
 
@@ -118,7 +127,7 @@ def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, block: i
     """
     n = queries.size
     at_least = np.zeros(n, dtype=np.int64)
-    before = np.triu(np.ones((block, block), dtype=bool), k=1)  # [j, i]: j < i
+    before = _pairs_before(block)
     for start in range(0, n, block):
         stop = min(start + block, n)
         size = stop - start
