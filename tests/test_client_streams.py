@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from client import GatewayClient
+from client.errors import GatewayError
 from tests.processes import REPO_ROOT, python_module
 from tests.test_client_cli import JUMPSUP, run_cli
 
@@ -116,3 +118,24 @@ def test_library_stream_scores_as_the_whole_series(gateway, nab_dir: Path) -> No
     assert len(scores) == 300 and answers[-1].end == "2014-04-02T00:55:00Z"
     want = np.array([np.nan if p.score is None else p.score for p in whole.points])
     np.testing.assert_allclose(np.array(scores, dtype=float), want, atol=1e-6)
+
+
+def test_library_stream_behind_another_writer_gets_409_and_resumes(gateway, nab_dir: Path) -> None:
+    frame = readings(nab_dir, 40)
+    times, values = list(frame["timestamp"]), list(frame["value"])
+    with GatewayClient(gateway.url) as client:
+        first = client.open_stream("two-writers")
+        first.append(times[:20], values[:20])
+        second, third = (client.open_stream("two-writers", resume=True) for _ in range(2))
+        sent = first.append(times[20:30], values[20:30])
+        # the same append again is a retry (answered as before); other readings after the old end are refused
+        assert second.append(times[20:30], values[20:30]) == sent
+        with pytest.raises(GatewayError) as refused:
+            third.append(times[20:30], [value + 1.0 for value in values[20:30]])
+        assert refused.value.status == 409 and refused.value.code == "stream_conflict"
+        assert "2014-04-01T02:25:00Z" in refused.value.message and third.end == "2014-04-01T01:35:00Z"
+        resumed = client.open_stream("two-writers", resume=True)
+        answer = resumed.append(times[30:], values[30:])
+        assert answer.end == "2014-04-01T03:15:00Z" and len(answer.points) == 10
+        assert resumed.state()["readings"] == 40
+        resumed.delete()
