@@ -41,6 +41,9 @@ class AnomalyParams:
     batch_size: int = 32
     units: int = 32
     learning_rate: float = 3e-3
+    # the exported weights are the moving average of the last ~epoch of steps (Polyak averaging): with a few
+    # hundred learning rows, where the last step happens to stop is noise that the scores would inherit
+    weight_average_momentum: float = 0.97
     seed: int = 0
 
     @property
@@ -110,7 +113,10 @@ def train(series: SensorSeries, params: AnomalyParams, strategy) -> tuple[object
     keras.utils.set_random_seed(params.seed)  # each asset's model is its own draw, whatever was trained before it
     with strategy.scope():
         model = build_forecaster(len(series.sensor_names), params.units)
-        model.compile(optimizer=keras.optimizers.Adam(params.learning_rate, clipnorm=1.0), loss="mse")
+        optimizer = keras.optimizers.Adam(
+            params.learning_rate, clipnorm=1.0, use_ema=True, ema_momentum=params.weight_average_momentum
+        )
+        model.compile(optimizer=optimizer, loss="mse")
     start = time.perf_counter()
     model.fit(
         inputs,
