@@ -18,6 +18,7 @@ from serving.anomaly_scoring import ScoreParams
 from serving.contract import EXPORT_TEMP_PREFIX
 from tests.conftest import MNIST_NPZ, SHARED_DATA, require
 from tests.processes import REPO_ROOT, python_module
+from training.anomaly_model import AnomalyParams, average_momentum
 from training.common import DataError
 from training.export import existing_versions, publish_version
 from training.mnist_data import load_mnist, read_idx
@@ -377,3 +378,13 @@ def test_offline_download_is_one_error_line_naming_the_local_data_flags(tmp_path
     assert "could not download MNIST" in errors[0]
     assert "--mnist-data" in errors[0] and "--data" in errors[0]
     assert not (tmp_path / "models" / "mnist").exists()
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 6, 10, 40])
+def test_weight_average_forgets_the_random_start(epochs: int) -> None:
+    params = AnomalyParams(epochs=epochs)
+    steps = epochs * params.windows_per_epoch // params.batch_size
+    momentum = average_momentum(params)
+    assert momentum <= params.weight_average_momentum and momentum**steps < 0.02
+    if epochs >= 6:  # the default (10) and --quick (6): about the last epoch
+        assert momentum == 0.97

@@ -41,8 +41,8 @@ class AnomalyParams:
     batch_size: int = 32
     units: int = 32
     learning_rate: float = 3e-3
-    # the exported weights are the moving average of the last ~epoch of steps (Polyak averaging): with a few
-    # hundred learning rows, where the last step happens to stop is noise that the scores would inherit
+    # the exported weights are the moving average of about the last epoch of steps (Polyak averaging): with a
+    # few hundred learning rows, where the last step happens to stop is noise that the scores would inherit
     weight_average_momentum: float = 0.97
     seed: int = 0
 
@@ -80,6 +80,16 @@ def build_forecaster(features: int, units: int):  # -> keras.Model
     return keras.Model(inputs, outputs, name="lstm_change_forecaster")
 
 
+def average_momentum(params: AnomalyParams) -> float:
+    """The weights' moving-average momentum: about the last epoch, or the last quarter of a shorter run.
+
+    The average starts from the first step's weights and keeps momentum ** steps of them: below 2% here, so a
+    one-epoch run is not half its random start.
+    """
+    steps = params.epochs * (params.windows_per_epoch // params.batch_size)
+    return min(params.weight_average_momentum, 1.0 - 4.0 / steps)
+
+
 def fit_scaler(segments: list[np.ndarray]) -> Scaler:
     stacked = np.concatenate(segments)
     spread = stacked.std(axis=0)
@@ -114,7 +124,7 @@ def train(series: SensorSeries, params: AnomalyParams, strategy) -> tuple[object
     with strategy.scope():
         model = build_forecaster(len(series.sensor_names), params.units)
         optimizer = keras.optimizers.Adam(
-            params.learning_rate, clipnorm=1.0, use_ema=True, ema_momentum=params.weight_average_momentum
+            params.learning_rate, clipnorm=1.0, use_ema=True, ema_momentum=average_momentum(params)
         )
         model.compile(optimizer=optimizer, loss="mse")
     start = time.perf_counter()
