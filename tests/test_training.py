@@ -380,11 +380,13 @@ def test_offline_download_is_one_error_line_naming_the_local_data_flags(tmp_path
     assert not (tmp_path / "models" / "mnist").exists()
 
 
-@pytest.mark.parametrize("epochs", [1, 2, 6, 10, 40])
-def test_weight_average_forgets_the_random_start(epochs: int) -> None:
-    params = AnomalyParams(epochs=epochs)
-    steps = epochs * params.windows_per_epoch // params.batch_size
+@pytest.mark.parametrize(
+    ("epochs", "windows"), [(1, 64), (1, 128), (1, 1024), (2, 1024), (6, 1024), (10, 1024), (40, 1024)]
+)
+def test_weight_average_forgets_the_random_start(epochs: int, windows: int) -> None:
+    params = AnomalyParams(epochs=epochs, windows_per_epoch=windows)
+    steps = epochs * windows // params.batch_size
     momentum = average_momentum(params)
-    assert momentum <= params.weight_average_momentum and momentum**steps < 0.02
+    assert 0.0 <= momentum <= params.weight_average_momentum and momentum**steps < 0.02
     if epochs >= 6:  # the default (10) and --quick (6): about the last epoch
         assert momentum == 0.97

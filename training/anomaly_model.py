@@ -84,10 +84,10 @@ def average_momentum(params: AnomalyParams) -> float:
     """The weights' moving-average momentum: about the last epoch, or the last quarter of a shorter run.
 
     The average starts from the first step's weights and keeps momentum ** steps of them: below 2% here, so a
-    one-epoch run is not half its random start.
+    one-epoch run is not half its random start. A run of 4 steps or fewer exports its last step (momentum 0).
     """
     steps = params.epochs * (params.windows_per_epoch // params.batch_size)
-    return min(params.weight_average_momentum, 1.0 - 4.0 / steps)
+    return max(0.0, min(params.weight_average_momentum, 1.0 - 4.0 / steps))
 
 
 def fit_scaler(segments: list[np.ndarray]) -> Scaler:
