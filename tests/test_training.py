@@ -357,6 +357,25 @@ def test_cpu_training_is_deterministic_with_a_seed() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+def test_exported_weights_are_the_average_not_the_last_step() -> None:
+    """The same seed and data follow the same steps; only the export differs: the average, or (momentum 0) the
+    last step. Fails if training stops averaging."""
+    from training import anomaly_model
+    from training.devices import setup_devices
+    from training.synthetic import synthetic_series
+
+    series = synthetic_series(1500, seed=3)
+    strategy = setup_devices().strategy
+    exported = {}
+    for momentum in (0.0, 0.97):
+        params = anomaly_model.AnomalyParams(epochs=1, units=8, seed=5, weight_average_momentum=momentum)
+        model, _, calibration, _ = anomaly_model.train(series, params, strategy)
+        exported[momentum] = (np.concatenate([w.ravel() for w in model.get_weights()]), calibration.score)
+    (last, last_score), (average, average_score) = exported[0.0], exported[0.97]
+    assert np.isfinite(average).all() and not np.allclose(last, average, atol=1e-4)
+    assert last_score.prior_mean != average_score.prior_mean
+
+
 def test_offline_download_is_one_error_line_naming_the_local_data_flags(tmp_path: Path) -> None:
     """No network (every request goes to a closed proxy port) and no cached copy: one `error:` line, exit 1."""
     offline = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "TF_CPP_MIN_LOG_LEVEL": "3"}
