@@ -12,7 +12,6 @@ the busiest worker's share, the number behind "one gunicorn worker did all the w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 from bench import stack
+from bench.machine import save_json
 
 TCP_ESTABLISHED = "01"  # socket state in /proc/net/tcp
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"workers": args.workers, "connections": args.connections, "trials": args.trials},
         "runs": [measure(reuse_port, args, log_dir) for reuse_port in ("1", "0")],
     }
-    (args.out / "connection_spread.json").write_text(json.dumps(results, indent=2) + "\n")
+    save_json(args.out / "connection_spread.json", results)
     for run in results["runs"]:
         print(
             f"GATEWAY_REUSE_PORT={run['reuse_port']}: busiest worker's share median "

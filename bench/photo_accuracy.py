@@ -14,7 +14,6 @@ clean digits); prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from dataclasses import asdict, replace
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.machine import save_json
 from bench.photo_failures import error_buckets, failure_grid
 from bench.photos import BROAD, FORMATS, STANDARD, clean_png, render_photo
 from serving.gateway.errors import ApiError
@@ -189,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "targets": {"photo_accuracy": TARGET_ACCURACY, "ratio": TARGET_RATIO},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    save_json(args.out, results)
     print_table(results)
     print(f"wrote {args.out}")
     return 0

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from bench.machine import save_json
 
 JSON_NAME = "bench.json"
 PLOT_NAME = "bench.png"
@@ -27,7 +28,7 @@ def _per_predict(row: dict) -> str:
 
 
 def write(results: dict, out: Path) -> None:
-    (out / JSON_NAME).write_text(json.dumps(results, indent=2) + "\n")
+    save_json(out / JSON_NAME, results)
     plot(results, out / PLOT_NAME)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from bench import stack
+from bench.machine import save_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIES_POINTS = 600
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:7s} {result['modules']:3d} modules  {result['functions']:3d} functions  ({result['calls']} calls)"
             f"  median {result['median_ms']:.2f} ms over {result['timed']} requests"
         )
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    save_json(args.out, results)
     print(f"wrote {args.out}")
     return 0
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from bench import gatewaymetrics, load, payloads, profiling, report, sequential, stack, targets
 from bench.importtime import measure_import
+from bench.machine import machine_facts, machine_load
 from bench.procstats import peak_rss_mb, rss_mb, wait_until_idle
 
 DIGITS_PATH = "/v1/digits:predict"
@@ -72,10 +71,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.duration < 1 or args.warmup < 0:  # wrk takes whole seconds
         parser.error("--duration must be at least 1 and --warmup at least 0 (whole seconds)")
     return args
-
-
-def machine_load() -> list[float]:
-    return [round(value, 2) for value in os.getloadavg()]
 
 
 def build_targets(gateway_url: str, rest_url: str, args: argparse.Namespace) -> dict[str, load.Target]:
@@ -293,12 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     levels = sorted(set(args.concurrency))
     results: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": machine_load(),
-        },
+        "machine": machine_facts(),
         "settings": {
             "models": str(args.models),
             "duration_s": args.duration,

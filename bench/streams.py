@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench import gatewaymetrics, stack
+from bench.machine import save_json
 from bench.sequential import summarize
 from serving.gateway.streams.store import open_store
 
@@ -366,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["stores"][kind] = run_store(kind, args, model_server.grpc_target, folder, interval)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    (args.out / "streams.json").write_text(json.dumps(results, indent=2) + "\n")
+    save_json(args.out / "streams.json", results)
     plot(results, args.out / "streams.png")
     print(f"results in {args.out / 'streams.json'} and {args.out / 'streams.png'}")
     return 0

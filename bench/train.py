@@ -10,15 +10,14 @@ as training seconds per 10,000 points seen. Writes bench-results/train.json and 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from bench.machine import machine_facts, machine_load, save_json
 from bench.training_job import time_training_job
 from training.mnist_model import MnistParams
 from training.run_anomaly import QUICK_ANOMALY_EPOCHS, SYNTHETIC_POINTS
@@ -165,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": devices.describe(),
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "load_average_before": [round(v, 2) for v in os.getloadavg()],
+        **machine_facts(),
     }
     if args.skip != "mnist":
         results["mnist"] = bench_mnist(args, devices.strategy)
@@ -175,9 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             results["mnist_job"] = time_training_job(args.data, args.seed, args.job_runs, args.epochs)
     if args.skip != "anomaly":
         results["anomaly"] = bench_anomaly(args, devices.strategy)
-    results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    results["load_average_after"] = machine_load()
+    save_json(args.out, results)
     print_table(results)
     print(f"wrote {args.out}")
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.machine import save_json
 from bench.nab.corpus import NabFile, labelled_files, read_column
 from bench.nab.plot import plot_results
 from bench.nab.scorer import PROFILES, normalised, score_file
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = [evaluate(front.url, nab_file) for nab_file in files]
         serve_seconds = time.perf_counter() - started
     results = {**summarise(rows, train_seconds, serve_seconds), "seed": args.seed}
-    (args.out / "nab.json").write_text(json.dumps(results, indent=2) + "\n")
+    save_json(args.out / "nab.json", results)
     plot_results(results, args.out / "nab.png")
     print_results(results)
     print(f"results: {args.out / 'nab.json'}, {args.out / 'nab.png'}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
+
+from bench.machine import save_json
 
 JSON_NAME = "peers.json"
 PLOT_NAME = "peers.png"
@@ -98,7 +99,7 @@ def print_row(label: str, row: dict) -> None:
 
 
 def write(results: dict, out: Path) -> None:
-    (out / JSON_NAME).write_text(json.dumps(results, indent=2) + "\n")
+    save_json(out / JSON_NAME, results)
     plot(results, out / PLOT_NAME)
 
 

@@ -18,7 +18,6 @@ import argparse
 import base64
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import numpy as np
 import psutil
 
 from bench import load, payloads, sequential, stack
+from bench.machine import machine_facts, machine_load
 from bench.payloads import Body
 from bench.peers import report, targets, venvs
 from bench.procstats import wait_until_idle
@@ -310,12 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     pngs = [payloads.png(image) for image in images]
     results: dict = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_before": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine_facts(),
         "settings": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
     }
     started = time.monotonic()
@@ -339,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["raw"] = raw
     results["ratios_to_ours"] = report.ratios(results["peers"])
-    results["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    results["machine"]["load_average_after"] = machine_load()
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     results["targets"] = targets.evaluate(results)
     report.write(results, args.out)
