@@ -409,3 +409,10 @@ def test_weight_average_forgets_the_random_start(epochs: int, windows: int) -> N
     assert 0.0 <= momentum <= params.weight_average_momentum and momentum**steps < 0.02
     if epochs >= 6:  # the default (10) and --quick (6): about the last epoch
         assert momentum == 0.97
+
+
+@pytest.mark.parametrize(("epochs", "windows"), [(0, 1024), (1, 31), (1, 0)])
+def test_training_without_a_whole_step_is_refused(epochs: int, windows: int) -> None:
+    """Fewer windows than a batch, or no epoch, is no fit at all: refused by name, not a division by zero."""
+    with pytest.raises(ValueError, match="windows_per_epoch >= batch_size"):
+        AnomalyParams(epochs=epochs, windows_per_epoch=windows)

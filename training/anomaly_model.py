@@ -46,6 +46,14 @@ class AnomalyParams:
     weight_average_momentum: float = 0.97
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # An epoch is windows_per_epoch // batch_size steps: none would make an empty fit (and no average).
+        if self.epochs < 1 or self.batch_size < 1 or self.windows_per_epoch < self.batch_size:
+            raise ValueError(
+                f"anomaly training needs epochs >= 1 and windows_per_epoch >= batch_size >= 1; got epochs="
+                f"{self.epochs}, windows_per_epoch={self.windows_per_epoch}, batch_size={self.batch_size}"
+            )
+
     @property
     def history_length(self) -> int:
         return self.warmup_steps
