@@ -92,3 +92,20 @@ def test_request_path_counts_the_hops_of_both_routes(trained_models: Path, tmp_p
         ] == [True] * 4, route
         assert results[route]["functions"] == len(functions) and results[route]["modules"] >= 8
         assert results[route]["timed"] == 3 and results[route]["median_ms"] > 0
+
+
+@pytest.mark.slow
+def test_app_cost_times_the_request_and_its_parts(trained_models: Path, tmp_path: Path) -> None:
+    """A tiny `python -m bench.app_cost`: every part measured, and a whole request costs more than any part."""
+    out = tmp_path / "app_cost.json"
+    command = python_module(
+        "bench.app_cost", "--models", str(trained_models), "--out", str(out), "--calls", "20", "--rounds", "3"
+    )
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=200)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    parts = json.loads(out.read_text())["parts"]
+    assert list(parts) == ["whole request", "flask and hooks", "image to digit", "predict", "metric write"]
+    assert all(len(part["rounds_ms"]) == 3 and part["median_ms"] > 0 for part in parts.values())
+    whole = parts["whole request"]["median_ms"]
+    assert whole > parts["predict"]["median_ms"] and whole > parts["flask and hooks"]["median_ms"]
+    assert out.with_suffix(".png").stat().st_size > 0
