@@ -85,20 +85,21 @@ def measure(grpc_target: str, digit_png: bytes, calls: int, rounds: int) -> dict
     from serving.gateway import metrics
     from serving.gateway.app import create_app
     from serving.gateway.config import GatewayConfig
+    from serving.gateway.digits import DIGITS_ROUTE
     from serving.gateway.images import decode_image, image_to_mnist
     from serving.gateway.upstream import UpstreamClient, model_spec
 
     config = GatewayConfig.from_env({}, upstream=grpc_target, models_config="", microbatch_ms=0.0)
     app = create_app(config)
-    predict_request = wsgi_caller(app, "POST", "/v1/digits:predict", digit_png, "image/png")
+    predict_request = wsgi_caller(app, "POST", DIGITS_ROUTE, digit_png, "image/png")
     health = wsgi_caller(app, "GET", "/healthz")
-    for name, call in (("POST /v1/digits:predict", predict_request), ("GET /healthz", health)):
+    for name, call in ((f"POST {DIGITS_ROUTE}", predict_request), ("GET /healthz", health)):
         if not (status := call()).startswith("200"):
             raise SystemExit(f"{name} answered {status}")
     upstream = UpstreamClient(grpc_target, retries=0)
     spec = model_spec(config.mnist_model)
     digit = image_to_mnist(decode_image(digit_png))[None, :, :, None]
-    counter = metrics.labelled(metrics.REQUESTS, "/v1/digits:predict", "POST", "200")
+    counter = metrics.labelled(metrics.REQUESTS, DIGITS_ROUTE, "POST", "200")
     parts: dict[str, Callable[[], object]] = {
         "whole request": predict_request,
         "flask and hooks": health,
@@ -136,10 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="app-cost-metrics-"))
     digit_png = payloads.png(payloads.digit_images(1, args.mnist_data)[0])
     models = args.models.resolve()
-    config = models / "models.config"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine": machine_facts(), "calls": args.calls, "rounds": args.rounds}
-    with stack.model_server(models, args.out.parent, **({"config": config} if config.is_file() else {})) as server:
+    with stack.model_server_over(models, args.out.parent) as server:
         rounds = measure(server.grpc_target, digit_png, args.calls, args.rounds)
     results["machine"]["load_average_after"] = machine_load()
     results["parts"] = {

@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timed must be at least 1")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     models = args.models.resolve()
-    config = models / "models.config"
-    with stack.model_server(models, args.out.parent, **({"config": config} if config.is_file() else {})) as server:
+    with stack.model_server_over(models, args.out.parent) as server:
         client = _gateway_client(server.grpc_target)
         png, csv = _digit_png(), _series_csv()
         results = {

@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +136,12 @@ def model_server(
         yield ModelServer(service, f"127.0.0.1:{grpc_port}", rest_url)
     finally:
         _stop(service)
+
+
+def model_server_over(models_dir: Path, log_dir: Path) -> AbstractContextManager[ModelServer]:
+    """The model server over a trained folder, on that folder's own models.config when training wrote one."""
+    config = models_dir / "models.config"
+    return model_server(models_dir, log_dir, **({"config": config} if config.is_file() else {}))
 
 
 @dataclass
