@@ -112,6 +112,7 @@ def model_server(
     models: tuple[str, ...] = MODELS,
 ) -> Iterator[ModelServer]:
     """The local model server over `models_dir`, returned once each of `models` has an AVAILABLE version."""
+    check_models_on_disk(config, models_dir, models)
     grpc_port, rest_port = free_port(), free_port()
     rest_url = f"http://127.0.0.1:{rest_port}"
     args = [
@@ -136,6 +137,29 @@ def model_server(
         yield ModelServer(service, f"127.0.0.1:{grpc_port}", rest_url)
     finally:
         _stop(service)
+
+
+def check_models_on_disk(config: Path, models_dir: Path, models: tuple[str, ...]) -> None:
+    """Stop at once, saying what is missing, when `config` does not serve one of `models` or it has no version.
+
+    The model server itself would wait for the version to appear (as TF Serving does), and the caller for
+    `timeout`, before reporting a folder that can never become ready.
+    """
+    from serving.modelserver.config import models_from_config_file
+    from serving.modelserver.disk import versions_on_disk
+
+    served = {model.name: model.base_path for model in models_from_config_file(config, models_dir.resolve())}
+    for name in models:
+        if name not in served:
+            raise SystemExit(f"error: {config} serves {', '.join(sorted(served))}, not {name!r}")
+        try:
+            versions = versions_on_disk(served[name])
+        except OSError:
+            versions = []
+        if not versions:
+            raise SystemExit(
+                f"error: no exported version of {name!r} under {served[name]}: train one first (python -m training)"
+            )
 
 
 def model_server_over(models_dir: Path, log_dir: Path) -> AbstractContextManager[ModelServer]:

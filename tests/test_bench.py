@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,19 @@ def test_app_cost_times_the_request_and_its_parts(trained_models: Path, tmp_path
     whole = parts["whole request"]["median_ms"]
     assert whole > parts["predict"]["median_ms"] and whole > parts["flask and hooks"]["median_ms"]
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("missing", ["mnist", "anomaly"])
+def test_benchmarks_refuse_a_models_folder_without_a_model_at_once(
+    trained_models: Path, tmp_path: Path, missing: str
+) -> None:
+    """A folder lacking a model ends the benchmark in seconds with one line naming it, not after a 300 s wait."""
+    partial = tmp_path / "models"
+    shutil.copytree(trained_models, partial, ignore=shutil.ignore_patterns(missing))
+    command = python_module("bench.app_cost", "--models", str(partial), "--out", str(tmp_path / "cost.json"))
+    started = time.monotonic()
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 1 and time.monotonic() - started < 60
+    assert finished.stderr.strip().splitlines()[-1] == (
+        f"error: no exported version of {missing!r} under {partial / missing}: train one first (python -m training)"
+    )
