@@ -14,10 +14,28 @@ def machine_load() -> list[float]:
     return [round(value, 2) for value in os.getloadavg()]
 
 
+def cpu_model() -> str:
+    """The CPU as /proc/cpuinfo names it, with its family and model numbers ("unknown" where there is none).
+
+    Sessions have run on hosts 1.8x apart in speed for the same code, so each result says which CPU it ran on.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "unknown")
+    return f"{name} (family {fields['cpu family']}, model {fields['model']})" if "cpu family" in fields else name
+
+
 def machine_facts() -> dict[str, Any]:
     """CPUs, platform, Python and the load average before the run (add `load_average_after` at the end)."""
     return {
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "load_average_before": machine_load(),
