@@ -99,13 +99,12 @@ def train_quick_classifiers(data, seed: int) -> dict:
     """The quick model (as `python -m training mnist --quick`) and the same without the ink augmentation."""
     from training import mnist_model
     from training.devices import seed_everything, setup_devices
-    from training.run_mnist import QUICK_MNIST_EPOCHS
 
     devices = setup_devices(False)
     classifiers = {}
     for name in TRAINED:
         seed_everything(seed)
-        params = mnist_model.MnistParams(epochs=QUICK_MNIST_EPOCHS, seed=seed)
+        params = mnist_model.MnistParams.quick(seed)
         if name != "quick":
             params = replace(params, augmentation=replace(params.augmentation, ink=False))
         model, _ = mnist_model.train(data, params, devices.strategy)

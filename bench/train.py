@@ -19,9 +19,8 @@ import numpy as np
 
 from bench.machine import machine_facts, machine_load, save_json
 from bench.training_job import time_training_job
-from training.mnist_model import MnistParams
+from training.mnist_model import QUICK_EPOCHS, MnistParams
 from training.run_anomaly import QUICK_ANOMALY_EPOCHS, SYNTHETIC_POINTS
-from training.run_mnist import QUICK_MNIST_EPOCHS
 
 ACCURACY_MARKS = (0.97, 0.98, 0.985, 0.99)
 
@@ -35,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=MnistParams.epochs,
         help=f"MNIST epochs (default {MnistParams.epochs}, a full training run; the learning-rate "
-        f"schedule spans them all; {QUICK_MNIST_EPOCHS} is --quick)",
+        f"schedule spans them all; {QUICK_EPOCHS} is --quick's count, with a narrower network)",
     )
     parser.add_argument(
         "--anomaly-epochs",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from pathlib import Path
@@ -10,8 +11,6 @@ from serving import contract as c
 from training.devices import DeviceSetup
 from training.reporting import card_facts, finish, report_base
 from training.settings import MnistSettings
-
-QUICK_MNIST_EPOCHS = 8
 
 
 def train_mnist(settings: MnistSettings, devices: DeviceSetup) -> None:
@@ -22,8 +21,12 @@ def train_mnist(settings: MnistSettings, devices: DeviceSetup) -> None:
     started = time.time()
     dataset = load_mnist(settings.data)
     print(f"[mnist] {len(dataset.x_train)} training and {len(dataset.x_test)} test images from {dataset.source}")
-    epochs = settings.epochs or (QUICK_MNIST_EPOCHS if settings.quick else mnist_model.MnistParams.epochs)
-    params = mnist_model.MnistParams(epochs=epochs, seed=settings.seed)
+    params = (
+        mnist_model.MnistParams.quick(settings.seed) if settings.quick else mnist_model.MnistParams(seed=settings.seed)
+    )
+    if settings.epochs:
+        params = dataclasses.replace(params, epochs=settings.epochs)
+    epochs = params.epochs
     model, metrics = mnist_model.train(dataset, params, devices.strategy)
     metrics["wall_seconds"] = round(time.time() - started, 2)
     print(
@@ -40,13 +43,14 @@ def write_card(path: Path, rep: dict, epochs: int) -> None:
     """The version's model_card.md from its training report."""
     from training.model_card import write_model_card
 
+    first, second = rep["parameters"]["filters"]
     write_model_card(
         path,
         "mnist: handwritten digit classifier",
-        "VGG-style CNN (2x[2 conv 3x3 + BN + ReLU] + max-pool, dense 128, dropout 0.4) trained with "
-        "rotation/zoom/shift augmentation and random stroke width, blur and ink response (the looks of "
-        "photographed digits after the gateway's preprocessing). Input: MNIST-style digits (white ink on "
-        "black, 28x28, centred by mass); scaling to [0, 1] is inside the graph.",
+        f"VGG-style CNN (2x[2 conv 3x3 + BN + ReLU] + max-pool, {first} then {second} filters, dense 128, "
+        "dropout 0.4) trained with rotation/zoom/shift augmentation and random stroke width, blur and ink "
+        "response (the looks of photographed digits after the gateway's preprocessing). Input: MNIST-style "
+        "digits (white ink on black, 28x28, centred by mass); scaling to [0, 1] is inside the graph.",
         {
             "test accuracy": rep["metrics"]["test_accuracy"],
             "test images": rep["metrics"]["test_images"],
