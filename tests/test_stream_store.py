@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
@@ -111,6 +112,32 @@ def test_an_unusable_sqlite_file_is_store_unavailable(tmp_path: Path) -> None:
         store.create("k", "t", b"x", ttl_seconds=60, max_streams=0)
     holder.close()
     store.create("k", "t", b"x", ttl_seconds=60, max_streams=0)
+
+
+def _open_at_once(url: str, start: threading.Barrier, outcomes: multiprocessing.Queue) -> None:
+    start.wait()
+    try:
+        open_store(url, timeout_seconds=5.0).close()
+        outcomes.put("opened")
+    except StoreUnavailable as exc:
+        outcomes.put(str(exc))
+
+
+def test_workers_booting_together_all_open_a_new_sqlite_file(tmp_path: Path) -> None:
+    """gunicorn starts every worker at once and each opens the store: on a new file SQLite answered "database is
+    locked" to some of them without waiting (9 of 30 trials of 4 processes), and a worker failing to boot stops
+    the whole gateway (seen in CI)."""
+    context = multiprocessing.get_context("fork")
+    for trial in range(30):
+        url, workers = f"sqlite:///{tmp_path}/trial-{trial}/streams.db", 4
+        start, outcomes = context.Barrier(workers), context.Queue()
+        processes = [context.Process(target=_open_at_once, args=(url, start, outcomes)) for _ in range(workers)]
+        for process in processes:
+            process.start()
+        results = [outcomes.get(timeout=30) for _ in processes]
+        for process in processes:
+            process.join()
+        assert results == ["opened"] * workers, f"trial {trial}: {results}"
 
 
 def test_unknown_store_urls_are_refused() -> None:

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS streams (
 );
 CREATE INDEX IF NOT EXISTS streams_expires ON streams (expires);
 """
+SCHEMA_RETRY_SECONDS = 0.02
 
 
 class SqliteStore:
@@ -37,8 +38,26 @@ class SqliteStore:
         self.timeout_seconds = timeout_seconds
         self._local = threading.local()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with self._cursor() as cursor:
-            cursor.executescript(SCHEMA)
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        """Switch the file to WAL and create the table, retried while another process holds the file.
+
+        Every gateway worker does this as it boots, all at once. On a new file SQLite can answer "database is
+        locked" at once instead of waiting out the busy timeout (it refuses to wait where two connections could
+        deadlock, as when both switch the journal mode), and a worker that failed here would stop the gateway.
+        """
+        deadline = time.monotonic() + self.timeout_seconds
+        while True:
+            try:
+                with self._cursor() as cursor:
+                    cursor.executescript(SCHEMA)
+                return
+            except StoreUnavailable as exc:
+                busy = getattr(exc.__cause__, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                time.sleep(SCHEMA_RETRY_SECONDS)
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
