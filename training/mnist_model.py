@@ -4,7 +4,7 @@ Two blocks of two 3x3 convolutions with batch norm and max pooling, a 128-unit d
 VGG-style family that reaches about 99.4-99.6% on the full 60,000-image training set. On the 5,000-image subset,
 with augmentation (rotations, zooms and shifts, plus stroke width, blur and ink response: see
 training/mnist_augment.py) and a warm-up + cosine learning-rate schedule, the default widths (32 then 64 filters,
-20 epochs) reach 99.1-99.2% on the official test images whatever the seed; 16 then 32 filters reached 98.8-99.0%
+20 epochs) reached 99.1-99.2% on the official test images for seeds 0-2; 16 then 32 filters 98.8-99.0%
 (bench/RESULTS.md). `MnistParams.quick()` is `--quick`: the narrower network for 8 epochs, a usable model
 (about 98.3%) in a fraction of the time, a quarter of the multiply-adds per digit.
 """

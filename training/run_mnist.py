@@ -26,7 +26,6 @@ def train_mnist(settings: MnistSettings, devices: DeviceSetup) -> None:
     )
     if settings.epochs:
         params = dataclasses.replace(params, epochs=settings.epochs)
-    epochs = params.epochs
     model, metrics = mnist_model.train(dataset, params, devices.strategy)
     metrics["wall_seconds"] = round(time.time() - started, 2)
     print(
@@ -35,7 +34,7 @@ def train_mnist(settings: MnistSettings, devices: DeviceSetup) -> None:
     )
     report = report_base("mnist", settings, devices, params, started)
     report.update(metrics=metrics, data={"source": dataset.source, "sha256": dataset.fingerprint()})
-    card = functools.partial(write_card, epochs=epochs)
+    card = functools.partial(write_card, epochs=params.epochs)
     finish("mnist", settings.out, report, lambda tmp: mnist_export.save_mnist(model, tmp, dataset.x_test), card)
 
 

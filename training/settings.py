@@ -12,7 +12,7 @@ class RunSettings:
 
     out: Path = Path("models")  # the model root: versions go to out/<name>/<version>/
     seed: int = 0
-    quick: bool = False  # fewer epochs: a usable model in about a minute
+    quick: bool = False  # a usable model in about a minute: fewer epochs (mnist: also the narrow network)
     epochs: int | None = None  # None: the model's default (or its quick default)
 
 
