@@ -115,12 +115,12 @@ def test_an_unusable_sqlite_file_is_store_unavailable(tmp_path: Path) -> None:
 
 
 def _open_at_once(url: str, start: threading.Barrier, outcomes: multiprocessing.Queue) -> None:
-    start.wait()
     try:
+        start.wait(timeout=30)
         open_store(url, timeout_seconds=5.0).close()
         outcomes.put("opened")
-    except StoreUnavailable as exc:
-        outcomes.put(str(exc))
+    except (StoreUnavailable, threading.BrokenBarrierError) as exc:
+        outcomes.put(repr(exc))
 
 
 def test_workers_booting_together_all_open_a_new_sqlite_file(tmp_path: Path) -> None:
@@ -131,12 +131,14 @@ def test_workers_booting_together_all_open_a_new_sqlite_file(tmp_path: Path) -> 
     for trial in range(30):
         url, workers = f"sqlite:///{tmp_path}/trial-{trial}/streams.db", 4
         start, outcomes = context.Barrier(workers), context.Queue()
-        processes = [context.Process(target=_open_at_once, args=(url, start, outcomes)) for _ in range(workers)]
+        processes = [
+            context.Process(target=_open_at_once, args=(url, start, outcomes), daemon=True) for _ in range(workers)
+        ]
         for process in processes:
             process.start()
         results = [outcomes.get(timeout=30) for _ in processes]
         for process in processes:
-            process.join()
+            process.join(timeout=30)
         assert results == ["opened"] * workers, f"trial {trial}: {results}"
 
 
