@@ -1,9 +1,10 @@
 """`python -m bench.streams`: stream appends under load, per store, and what 100,000 streams cost the store.
 
 Starts the local model server and, per store (SQLite file; a redis-server with its append-only file as in
-docker-compose), a gateway. At each concurrency level N, N streams are warmed up with 100 readings, then N
-client threads (in separate processes, so the client's GIL does not cap the rate) each append one reading at
-a time to their own stream for `--duration` seconds. Reported: appends/s, latency percentiles, the gateway's
+docker-compose), a gateway. At each concurrency level N, N streams are warmed up with `--warmup-points`
+readings (100; 10,000 makes them long-lived streams whose baselines are full), then N client threads (in
+separate processes, so the client's GIL does not cap the rate) each append one reading at a time to their own
+stream for `--duration` seconds. Reported: appends/s, latency percentiles, the gateway's
 own stage means, and store round trips per append (`gateway_stream_store_operations_total` of the append's
 operations, get and replace, over appends; the live-stream recounts of scrapes are reported apart).
 Then `--memory-streams` streams with a real state blob are written straight into a fresh store: Redis
@@ -36,7 +37,7 @@ from bench.sequential import summarize
 from serving.gateway.streams.store import open_store
 
 APPEND_ENDPOINT = "/v1/streams/<stream_id>:append"
-WARMUP_POINTS = 100
+WARMUP_POINTS = 100  # the default
 MEMORY_SAMPLE_APPENDS = 200  # one-reading appends after the warm-up: the stream whose state the memory test copies
 COUNTER = re.compile(r'^gateway_stream_(store_operations|appends)_total\{\w+="(\w+)"\} (\S+)$')
 APPEND_OPERATIONS = ("get", "replace")
@@ -50,10 +51,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64], help="concurrent streams")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per level (default 10)")
     parser.add_argument("--workers", type=int, default=2, help="gateway worker processes (default 2)")
+    parser.add_argument(
+        "--warmup-points", type=int, default=WARMUP_POINTS, help=f"readings per stream first (default {WARMUP_POINTS})"
+    )
     parser.add_argument("--memory-streams", type=int, default=100_000, help="streams written for the memory test")
     args = parser.parse_args(argv)
     if args.duration <= 0 or min(args.concurrency) < 1 or args.memory_streams < 1:
         parser.error("--duration, --concurrency and --memory-streams must be positive")
+    if not 1 <= args.warmup_points <= 10_000:
+        parser.error("--warmup-points must be 1 to 10,000 (one append, the gateway's default limit)")
     return args
 
 
@@ -128,7 +134,7 @@ def readings(start: int, count: int, interval: float) -> dict[str, list]:
     }
 
 
-def client_process(url: str, streams: list[str], interval: float, duration: float, queue: Any) -> None:
+def client_process(url: str, streams: list[str], interval: float, duration: float, warmup: int, queue: Any) -> None:
     """Threads, one per stream, each appending one reading at a time for `duration` s; puts latencies (ms)."""
     import threading
 
@@ -140,7 +146,7 @@ def client_process(url: str, streams: list[str], interval: float, duration: floa
     def run(stream: str) -> None:
         parts = urlsplit(url)
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        step, after = WARMUP_POINTS, readings(WARMUP_POINTS - 1, 1, interval)["timestamps"][0]
+        step, after = warmup, readings(warmup - 1, 1, interval)["timestamps"][0]
         mine: list[float] = []
         try:
             while time.monotonic() < stop_at:
@@ -190,16 +196,18 @@ def request(url: str, method: str, path: str, body: dict) -> dict:
         return json.loads(response.read() or b"{}")
 
 
-def measure_level(url: str, concurrency: int, duration: float, interval: float) -> dict[str, Any]:
+def measure_level(url: str, concurrency: int, duration: float, interval: float, warmup: int) -> dict[str, Any]:
     streams = [f"bench-{concurrency}-{i}" for i in range(concurrency)]
     for stream in streams:
         request(url, "PUT", f"/v1/streams/{stream}", {})
-        request(url, "POST", f"/v1/streams/{stream}:append", {"after": None, **readings(0, WARMUP_POINTS, interval)})
+        request(url, "POST", f"/v1/streams/{stream}:append", {"after": None, **readings(0, warmup, interval)})
     processes = min(4, concurrency)
     queue: Any = multiprocessing.Queue()
     before, before_histograms = counters(url), gatewaymetrics.snapshot(url)
     children = [
-        multiprocessing.Process(target=client_process, args=(url, streams[k::processes], interval, duration, queue))
+        multiprocessing.Process(
+            target=client_process, args=(url, streams[k::processes], interval, duration, warmup, queue)
+        )
         for k in range(processes)
     ]
     started = time.monotonic()
@@ -279,7 +287,7 @@ def run_store(kind: str, args: argparse.Namespace, upstream: str, folder: Path, 
     ):
         levels = []
         for concurrency in args.concurrency:
-            row = measure_level(gateway.url, concurrency, args.duration, interval)
+            row = measure_level(gateway.url, concurrency, args.duration, interval, args.warmup_points)
             latency = row["latency_ms"]
             print(
                 f"{kind:7} {concurrency:4} streams  {row['appends_per_s']:8.1f} appends/s  "
@@ -293,9 +301,9 @@ def run_store(kind: str, args: argparse.Namespace, upstream: str, folder: Path, 
             gateway.url,
             "POST",
             "/v1/streams/memory-sample:append",
-            {"after": None, **readings(0, WARMUP_POINTS, interval)},
+            {"after": None, **readings(0, args.warmup_points, interval)},
         )["end"]
-        for step in range(WARMUP_POINTS, WARMUP_POINTS + MEMORY_SAMPLE_APPENDS):  # as a live stream grows
+        for step in range(args.warmup_points, args.warmup_points + MEMORY_SAMPLE_APPENDS):  # as a live stream grows
             after = request(
                 gateway.url, "POST", "/v1/streams/memory-sample:append", {"after": after, **readings(step, 1, interval)}
             )["end"]
@@ -304,7 +312,7 @@ def run_store(kind: str, args: argparse.Namespace, upstream: str, folder: Path, 
         sample.close()
     assert record is not None
     memory = measure_memory(kind, folder, record.blob, args.memory_streams)
-    memory["stream_points"] = WARMUP_POINTS + MEMORY_SAMPLE_APPENDS
+    memory["stream_points"] = args.warmup_points + MEMORY_SAMPLE_APPENDS
     print(
         f"{kind:7} {memory['streams']} streams of {memory['stream_points']} points: "
         f"{memory['store_bytes'] / 2**20:.1f} MiB ({memory['bytes_per_stream']:.0f} bytes per stream; "
@@ -356,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": args.duration,
             "concurrency": args.concurrency,
             "workers": args.workers,
-            "warmup_points": WARMUP_POINTS,
+            "warmup_points": args.warmup_points,
         },
         "stores": {},
     }

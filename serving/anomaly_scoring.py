@@ -104,9 +104,11 @@ def threshold_for(sensitivity: float) -> float:
 def _trailing_mean(values: np.ndarray, width: int) -> np.ndarray:
     """Mean of each value and the `width - 1` before it (fewer at the start).
 
-    A convolution, not a running sum: one absurd value (1e30) would wreck every later difference of sums.
+    A convolution, not a running sum: one absurd value (1e30) would wreck every later difference of sums. The
+    zeros in front make every sum the same `width` terms in the same order however long `values` is, so a
+    stream's last errors give the means of its whole history bit for bit.
     """
-    sums = np.convolve(values, np.ones(width))[: values.size]
+    sums = np.convolve(np.concatenate((np.zeros(width - 1), values)), np.ones(width), mode="valid")
     return sums / np.minimum(np.arange(1, values.size + 1), width)
 
 
@@ -118,40 +120,43 @@ def _pairs_before(block: int) -> np.ndarray:
     return mask
 
 
-def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, block: int = 256) -> np.ndarray:
-    """For each i: how many of pool[i - window:i] are >= queries[i] (a -inf in the pool never is).
+def _count_at_least(queries: np.ndarray, pool: np.ndarray, window: int, first: int = 0, block: int = 256) -> np.ndarray:
+    """For each i from `first`: how many of pool[i - window:i] are >= queries[i] (a -inf in the pool never is).
 
     Block by block: the values before a block are sorted once and searched for the whole block; pairs that
     the sliding window adds (inside the block) or drops (its oldest values) are compared directly.
     O(n / block * window log window + n * block), all in NumPy.
     """
     n = queries.size
-    at_least = np.zeros(n, dtype=np.int64)
+    at_least = np.zeros(max(0, n - first), dtype=np.int64)
     before = _pairs_before(block)
-    for start in range(0, n, block):
+    for start in range(first, n, block):
         stop = min(start + block, n)
         size = stop - start
         current = queries[start:stop]
-        first = max(0, start - window)
-        history = np.sort(pool[first:start])
+        oldest_start = max(0, start - window)
+        history = np.sort(pool[oldest_start:start])
         counts = history.size - np.searchsorted(history, current, side="left")
         pairs = before[:size, :size]
         counts += np.count_nonzero((pool[start:stop, np.newaxis] >= current) & pairs, axis=0)
         # point i no longer sees the values of `history` before max(0, i - window)
         if start >= window:  # then that is the block's share of the oldest values, the j < i of them
-            oldest = pool[first : first + size, np.newaxis]
+            oldest = pool[oldest_start : oldest_start + size, np.newaxis]
             counts -= np.count_nonzero((oldest >= current) & pairs, axis=0)
         elif stop > window:
             drop = np.maximum(0, np.arange(start, stop) - window)
             oldest = pool[: int(drop.max()), np.newaxis]
             seen_then = np.arange(oldest.size)[:, np.newaxis] < drop
             counts -= np.count_nonzero((oldest >= current) & seen_then, axis=0)
-        at_least[start:stop] = counts
+        at_least[start - first : stop - first] = counts
     return at_least
 
 
-def _tail(recent: np.ndarray, kept: np.ndarray, width: int, prior_tail: np.ndarray, params: ScoreParams) -> np.ndarray:
-    """Share of the baseline >= each recent value, the prior's tail counted as `prior_points` pseudo-points.
+def _tail(
+    recent: np.ndarray, kept: np.ndarray, width: int, prior_tail: np.ndarray, params: ScoreParams, first: int
+) -> np.ndarray:
+    """Share of the baseline >= each recent value from `first` on, the prior's tail counted as `prior_points`
+    pseudo-points (`prior_tail` holds the points from `first` on).
 
     The baseline of point i is the kept recent values of the `baseline_points` before i - width: the last
     `width` recent values share readings with point i's own, so they are no evidence of what is normal (and a
@@ -159,42 +164,105 @@ def _tail(recent: np.ndarray, kept: np.ndarray, width: int, prior_tail: np.ndarr
     """
     lag = min(width, recent.size)
     pool = np.concatenate((np.full(lag, -np.inf), np.where(kept, recent, -np.inf)[: recent.size - lag]))
-    at_least = _count_at_least(recent, pool, params.baseline_points)
+    at_least = _count_at_least(recent, pool, params.baseline_points, first)
     kept_before = np.concatenate(([0], np.cumsum(np.isfinite(pool))))
-    index = np.arange(recent.size)
+    index = np.arange(first, recent.size)
     seen = kept_before[index] - kept_before[np.maximum(0, index - params.baseline_points)]
     return (at_least + params.prior_points * prior_tail) / (seen + params.prior_points)
 
 
-def _width_tail(errors: np.ndarray, width: int, prior: tuple[float, float], params: ScoreParams) -> np.ndarray:
-    """The tail of each point's trailing mean of `width` errors (NaN where the error is NaN, skipped).
+def _kept_after_extremes(extreme: np.ndarray, gap: int, opened: int | None) -> tuple[np.ndarray, int | None]:
+    """Which points stay in the baseline: not the extreme ones in the first `gap` points of their event.
 
-    Two passes: the first finds the extreme points (tail below `EXTREME_TAIL`) of each event's first
-    `event_gap_points`; the second judges every point against a baseline without them. So a transient
-    (one absurd reading, a short burst) never becomes the normal that hides the next anomaly, while a
-    sustained change joins the baseline once its event's while is over.
+    Extreme points group into events as `group_events` groups flags; `opened` is where the last such event
+    opened, relative to extreme[0] (negative: before it; None: none yet). Returns the new `opened` as well.
     """
-    tails = np.full(errors.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(errors))
-    if valid.size == 0:
-        return tails
-    recent = _trailing_mean(np.minimum(errors[valid], ERROR_CAP), width)
-    z = (recent - prior[0]) / max(PRIOR_SPREAD * prior[1], STD_FLOOR)
-    prior_tail = 0.5 * _erfc(z / math.sqrt(2.0))  # the learnt normal fit's tail above each recent value
-    first_pass = _tail(recent, np.ones(recent.size, dtype=bool), width, prior_tail, params)
-    extreme = first_pass < EXTREME_TAIL
-    kept = np.ones(recent.size, dtype=bool)
-    for event in group_events(extreme, first_pass, params.event_gap_points):
-        stop = event.start + params.event_gap_points
-        kept[event.start : stop] &= ~extreme[event.start : stop]
-    tails[valid] = first_pass if kept.all() else _tail(recent, kept, width, prior_tail, params)
-    return tails
+    kept = np.ones(extreme.size, dtype=bool)
+    for position in np.flatnonzero(extreme).tolist():
+        if opened is None or position - opened > gap:
+            opened = position
+        kept[position] = position - opened >= gap
+    return kept, opened
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One evidence's past, as much as its next points' tails depend on.
+
+    `errors`: its last valid errors, oldest first; `kept` [widths, k]: whether each counts in the baseline of
+    each trailing mean (`tail_widths` order); `opened_age`: per width, how many points before the last one its
+    last extreme event opened (None: none within an event's while). Extending a baseline with new errors gives
+    the tails that the whole history would give (`extend_tails`), so a stream keeps this, not its whole history.
+    """
+
+    errors: np.ndarray
+    kept: np.ndarray
+    opened_age: tuple[int | None, ...]
+
+    @classmethod
+    def empty(cls) -> Baseline:
+        """No past: a new series (one row per trailing mean)."""
+        return cls(np.zeros(0), np.ones((2, 0), dtype=bool), (None, None))
+
+    def last(self, points: int) -> Baseline:
+        """The same past, keeping its last `points` errors (enough when they cover what `history_points` says)."""
+        return Baseline(self.errors[-points:], self.kept[:, -points:], self.opened_age)
+
+
+def tail_widths(params: ScoreParams) -> tuple[int, int]:
+    """The widths of an evidence's two trailing means: a short burst and a sustained shift."""
+    return (params.average_points, SUSTAINED_POINTS)
+
+
+def history_points(params: ScoreParams) -> int:
+    """Errors a `Baseline` must keep for exact tails: the baseline window of the next point and the errors of
+    its longest trailing means."""
+    return params.baseline_points + 2 * max(tail_widths(params))
+
+
+def extend_tails(
+    past: Baseline, errors: np.ndarray, prior: tuple[float, float], params: ScoreParams
+) -> tuple[list[np.ndarray], Baseline]:
+    """The tails of new `errors` after `past` (one array per trailing mean; NaN where the error is NaN: those
+    points are skipped), and the past extended by the valid ones.
+
+    Two passes per trailing mean: the first finds the extreme points (tail below `EXTREME_TAIL`) of each
+    event's first `event_gap_points`; the second judges every point against a baseline without them. So a
+    transient (one absurd reading, a short burst) never becomes the normal that hides the next anomaly, while
+    a sustained change joins the baseline once its event's while is over.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    valid = ~np.isnan(errors)
+    tails = [np.full(errors.shape, np.nan) for _ in tail_widths(params)]
+    if not valid.any():
+        return tails, past
+    first = past.errors.size
+    values = np.minimum(np.concatenate((past.errors, errors[valid])), ERROR_CAP)
+    scale = max(PRIOR_SPREAD * prior[1], STD_FLOOR)
+    kept_rows, ages = [], []
+    for row, width in enumerate(tail_widths(params)):
+        recent = _trailing_mean(values, width)
+        prior_tail = 0.5 * _erfc((recent[first:] - prior[0]) / scale / math.sqrt(2.0))  # the learnt normal fit
+        first_pass = _tail(recent, np.ones(recent.size, dtype=bool), width, prior_tail, params, first)
+        age = past.opened_age[row]
+        new_kept, opened = _kept_after_extremes(
+            first_pass < EXTREME_TAIL, params.event_gap_points, None if age is None else -1 - age
+        )
+        kept = np.concatenate((past.kept[row], new_kept))
+        if kept[max(0, first - params.baseline_points - width) :].all():
+            tails[row][valid] = first_pass
+        else:
+            tails[row][valid] = _tail(recent, kept, width, prior_tail, params, first)
+        kept_rows.append(kept)
+        age = None if opened is None else new_kept.size - 1 - opened
+        ages.append(None if age is None or age >= params.event_gap_points else age)
+    return tails, Baseline(values, np.stack(kept_rows), tuple(ages))
 
 
 def evidence_tails(errors: np.ndarray, prior: tuple[float, float], params: ScoreParams) -> list[np.ndarray]:
-    """One evidence's tails, of its `average_points` and its `SUSTAINED_POINTS` trailing means, per point."""
-    errors = np.asarray(errors, dtype=np.float64)
-    return [_width_tail(errors, width, prior, params) for width in (params.average_points, SUSTAINED_POINTS)]
+    """One evidence's tails, of its `average_points` and its `SUSTAINED_POINTS` trailing means, per point
+    (NaN where the error is NaN: those points are skipped)."""
+    return extend_tails(Baseline.empty(), errors, prior, params)[0]
 
 
 def combined_scores(tails: list[np.ndarray]) -> np.ndarray:

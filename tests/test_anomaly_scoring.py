@@ -37,6 +37,8 @@ def test_rolling_counts_are_exact() -> None:
         counts = _count_at_least(values, values, window, block=64)
         expected = [np.sum(values[max(0, i - window) : i] >= values[i]) for i in range(values.size)]
         np.testing.assert_array_equal(counts, expected)
+        for first in (1, 700, 2499):  # the points after a stream's past alone
+            np.testing.assert_array_equal(_count_at_least(values, values, window, first, block=64), expected[first:])
 
 
 def ar_errors(rng: np.random.Generator, n: int, heavy: bool) -> np.ndarray:

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import orjson
 
-from serving.anomaly_scoring import SUSTAINED_POINTS, ScoreParams, adaptive_scores
+from serving.anomaly_scoring import SUSTAINED_POINTS, ScoreParams, evidence_tails, extend_tails
 from serving.gateway.config import GatewayConfig
 from serving.gateway.streams.service import _history_points
 from serving.gateway.streams.state import StreamState
@@ -65,17 +65,60 @@ def test_a_state_stored_before_the_seasonal_evidence_still_loads() -> None:
     np.testing.assert_array_equal(again.errors, state.errors)
 
 
-def test_the_kept_errors_give_the_scores_of_the_whole_history() -> None:
+def history_errors(size: int) -> np.ndarray:
+    """Errors with a burst, an absurd spike, a long level shift, drift and unscored points."""
     rng = np.random.default_rng(1)
-    errors = np.abs(rng.normal(1.0, 0.3, 19_000))
-    errors[5000:5040] += 8.0  # a burst, an absurd spike, a long level shift, then drift
+    errors = np.abs(rng.normal(1.0, 0.3, size))
+    errors[5000:5040] += 8.0
     errors[9000] = 1e6
     errors[12_000:12_600] *= 2.5
     errors[17_000:] *= 1.3
-    params = ScoreParams()
+    errors[rng.random(size) < 0.01] = np.nan
+    return errors.astype(np.float32).astype(np.float64)  # the model's errors are float32, and a stream keeps them so
+
+
+def small_state(history_points: int) -> StreamState:
+    return StreamState(
+        model="m", version=1, sensors=["a"], interval_seconds=60.0, history_length=16, chunk_points=256,
+        max_gap_steps=12, history_points=history_points, score=ScoreParams(prior_std=0.3), threshold=0.99,
+        sensitivity=None, created=1.0,
+    )  # fmt: skip
+
+
+def test_the_kept_past_gives_the_tails_of_the_whole_history() -> None:
+    """Appended in pieces through the stored state, each point's tails are the batch's, bit for bit."""
+    errors = history_errors(19_000)
+    params = ScoreParams(prior_std=0.3)
     kept = _history_points(params, GatewayConfig())
-    assert kept == 2 * (params.baseline_points + SUSTAINED_POINTS) + params.event_gap_points == 16_160
-    whole = adaptive_scores(errors, params)
-    for stop in range(kept + 100, errors.size + 1, 700):
-        window = adaptive_scores(errors[stop - 100 - kept : stop], params)[-100:]
-        np.testing.assert_allclose(window, whole[stop - 100 : stop], rtol=0, atol=1e-12)
+    assert kept == params.baseline_points + 2 * SUSTAINED_POINTS == 8060
+    state = small_state(kept)
+    whole = evidence_tails(errors, state.evidence_prior("errors"), params)
+    streamed: list[list[np.ndarray]] = [[], []]
+    rng = np.random.default_rng(2)
+    at, left_out = 0, 0
+    while at < errors.size:
+        size = int(rng.choice([1, 3, 29, 200, 1500]))
+        tails, baseline = extend_tails(state.baseline("errors"), errors[at : at + size], (1.0, 0.3), params)
+        state.keep_baseline("errors", baseline)
+        state = StreamState.from_blob(state.to_blob())
+        left_out = max(left_out, int((~state.errors_kept).sum()))
+        for kept_tails, tail in zip(streamed, tails, strict=True):
+            kept_tails.append(tail)
+        at += size
+    assert state.errors.size == kept and left_out > 0  # the spike and the burst were left out of the baseline
+    for kept_tails, tail in zip(streamed, whole, strict=True):
+        np.testing.assert_array_equal(np.concatenate(kept_tails), tail)
+
+
+def test_a_state_stored_before_the_baseline_flags_rebuilds_them_from_its_errors() -> None:
+    errors = history_errors(9_500)
+    state = small_state(20_000)
+    _, baseline = extend_tails(state.baseline("errors"), errors, (1.0, 0.3), state.score)
+    state.keep_baseline("errors", baseline)
+    document = orjson.loads(zlib.decompress(state.to_blob()))
+    for name in ("errors_kept", "errors_opened_age"):
+        del document[name]
+    older = StreamState.from_blob(zlib.compress(orjson.dumps(document)))
+    rebuilt = older.baseline("errors")
+    np.testing.assert_array_equal(rebuilt.kept, state.errors_kept)
+    assert rebuilt.opened_age == tuple(state.errors_opened_age)

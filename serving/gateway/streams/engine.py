@@ -3,8 +3,9 @@
 Everything the batch path computes is computed here by the same functions, on the state the stream kept:
 - forecasts: the new points' chunks (serving/gateway/series_chunks.py's aligned chunks, which depend on a point's
   position in its part only) rebuilt from the readings kept since the current chunk's start;
-- scores: `anomaly_scoring`'s evidence tails over the kept errors followed by the new ones, and the seasonal
-  errors against the kept days (causal: the score of a point depends only on the points up to it);
+- scores: `anomaly_scoring.extend_tails` from each evidence's kept past (its last errors, which of them count
+  in the baselines) to the new errors, and the seasonal errors against the kept days (causal: the score of a
+  point depends only on the points up to it, so extending the past gives what the whole history would);
 - events: `anomaly_scoring.group_events` over the last event (its start, end and peak) and the new flags.
 So a series appended in pieces gets the scores of the same series posted whole (tests/test_streams_api.py).
 """
@@ -92,21 +93,23 @@ def _chunk_index(position: int, history: int, stride: int) -> int:
 def score(state: StreamState, new: NewPoints, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scores and flags of the new points from the kept errors, the kept days and the range seen so far.
 
-    Each evidence's tails come from its kept valid errors followed by the new ones (the newest `history_points`
-    of each are kept). The seasonal errors of the new points look their references up in the grid points of the
-    last `SEASON_CYCLES` days, which the stream keeps (`day_times`, `day_values`). The range rule (`with_range`)
-    sees the stream's past as rows whose running minimum and maximum are the stream's, as many as the points so
-    far (the rule ignores a series' first RANGE_MIN_HISTORY points, so more rows than that change nothing).
+    Each evidence's tails extend its kept past (`StreamState.baseline`: the last `history_points` valid errors,
+    which of them count in each baseline, where the last extreme event opened) by the new errors: the new points
+    alone are judged, in O(baseline) each, not the whole history again. The seasonal errors of the new points
+    look their references up in the grid points of the last `SEASON_CYCLES` days, which the stream keeps
+    (`day_times`, `day_values`). The range rule (`with_range`) sees the stream's past as rows whose running
+    minimum and maximum are the stream's, as many as the points so far (the rule ignores a series' first
+    RANGE_MIN_HISTORY points, so more rows than that change nothing).
     """
     params = state.score
     values = new.values.astype(np.float32).astype(np.float64)  # as the batch grid holds them
-    tails = _new_tails(state, "errors", errors, (params.prior_mean, params.prior_std))
+    tails = _new_tails(state, "errors", errors)
     if params.seasonal:
         residuals = anomaly_scoring.seasonal_residuals(
             new.times, values, state.interval_seconds, (state.day_times, state.day_values)
         )
         seasonal = anomaly_scoring.seasonal_errors(residuals, state.seasonal_spread)
-        tails += _new_tails(state, "seasonal", seasonal, (params.seasonal_prior_mean, params.seasonal_prior_std))
+        tails += _new_tails(state, "seasonal", seasonal)
         _keep_days(state, new.times, values)
     scores = np.where(np.isnan(errors), np.nan, anomaly_scoring.combined_scores(tails))
     past = min(new.first, anomaly_scoring.RANGE_MIN_HISTORY + 1)
@@ -118,16 +121,12 @@ def score(state: StreamState, new: NewPoints, errors: np.ndarray) -> tuple[np.nd
     return scores, np.nan_to_num(scores, nan=-1.0) > state.threshold
 
 
-def _new_tails(state: StreamState, kept: str, errors: np.ndarray, prior: tuple[float, float]) -> list[np.ndarray]:
-    """The new points' tails of one evidence (NaN where its error is), from the kept errors `kept` of state."""
-    valid = ~np.isnan(errors)
-    history = np.concatenate((getattr(state, kept), errors[valid]))
-    setattr(state, kept, history[-state.history_points :])
-    tails = []
-    for tail in anomaly_scoring.evidence_tails(history, prior, state.score):
-        new_tail = np.full(errors.shape, np.nan)
-        new_tail[valid] = tail[history.size - int(valid.sum()) :]
-        tails.append(new_tail)
+def _new_tails(state: StreamState, evidence: str, errors: np.ndarray) -> list[np.ndarray]:
+    """The new points' tails of one evidence (NaN where its error is), extending the past the state kept."""
+    tails, baseline = anomaly_scoring.extend_tails(
+        state.baseline(evidence), errors, state.evidence_prior(evidence), state.score
+    )
+    state.keep_baseline(evidence, baseline)
     return tails
 
 

@@ -22,7 +22,8 @@ import grpc
 import numpy as np
 import orjson
 
-from serving.anomaly_scoring import SUSTAINED_POINTS, ScoreParams
+from serving import anomaly_scoring
+from serving.anomaly_scoring import ScoreParams
 from serving.contract import ERROR_OUTPUT, FORECAST_OUTPUT, WINDOW_INPUT
 from serving.gateway.alert_threshold import effective_threshold, read_threshold
 from serving.gateway.anomaly import AnomalyEndpoint
@@ -246,14 +247,9 @@ class StreamService:
 
 
 def _history_points(score: ScoreParams, config: GatewayConfig) -> int:
-    """Errors a stream keeps: what the score of its next point can depend on, within the configured cap.
-
-    A score looks back `baseline_points` plus its longer average; which of those points count (extreme ones
-    early in an event do not) was decided looking back as far again, plus an event's length.
-    """
-    longest = max(score.average_points, SUSTAINED_POINTS)
-    needed = 2 * (score.baseline_points + longest) + score.event_gap_points
-    return min(needed, config.stream_history_points)
+    """Errors a stream keeps: what the tails of its next point read (`anomaly_scoring.history_points`), within
+    the configured cap."""
+    return min(anomaly_scoring.history_points(score), config.stream_history_points)
 
 
 def _check_id(stream_id: str) -> None:

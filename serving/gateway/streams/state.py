@@ -1,7 +1,8 @@
 """What the store keeps per stream, and its compact encoding (zlib-compressed JSON, arrays as base64 floats).
 
 Bounded by the model's constants: the readings since the current chunk's start (at most one chunk), the
-valid per-point errors the score's baselines need (at most `history_points` of each evidence), the grid points
+valid per-point errors the score's baselines need (at most `history_points` of each evidence) and which of them
+count in each baseline, the grid points
 of the last `SEASON_CYCLES` days (for a model with seasonal evidence), the range of the readings so far, the
 last event and the answer to the last append (for retries). Nothing grows with the stream's age beyond that.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from serving.anomaly_scoring import ScoreParams
+from serving.anomaly_scoring import Baseline, ScoreParams, extend_tails, tail_widths
 from serving.gateway.segments import format_timestamp
 
 RECENT_EVENTS = 10
@@ -25,7 +26,9 @@ COMPRESSION_LEVEL = 1  # the fastest: the stored answer to the last append (JSON
 ARRAYS = {
     "context": np.float32,
     "errors": np.float32,
+    "errors_kept": np.bool_,
     "seasonal": np.float64,
+    "seasonal_kept": np.bool_,
     "seasonal_spread": np.float64,
     "day_times": np.float64,
     "day_values": np.float32,
@@ -62,7 +65,13 @@ class StreamState:
     context_start: int = 0  # grid index of context[0]
     context: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     errors: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # valid errors, oldest first
+    # per trailing mean: which kept errors count in its baseline, and how many points ago its last extreme
+    # event opened (anomaly_scoring.Baseline; empty in a blob from before they were kept: rebuilt from errors)
+    errors_kept: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
+    errors_opened_age: list[int | None] = field(default_factory=list)
     seasonal: np.ndarray = field(default_factory=lambda: np.zeros(0))  # valid seasonal errors, oldest first
+    seasonal_kept: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
+    seasonal_opened_age: list[int | None] = field(default_factory=list)
     seasonal_spread: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [F], the model's
     day_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the grid points of the last days
     day_values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
@@ -90,6 +99,28 @@ class StreamState:
             document[name] = np.frombuffer(base64.b64decode(packed["data"]), dtype=dtype).reshape(packed["shape"])
         document["score"] = ScoreParams(**document["score"])
         return cls(**document)
+
+    def baseline(self, evidence: str) -> Baseline:
+        """The past of one evidence ("errors" or "seasonal") that its next tails need."""
+        errors = getattr(self, evidence).astype(np.float64)
+        kept = getattr(self, f"{evidence}_kept")
+        if kept.shape != (len(tail_widths(self.score)), errors.size):  # stored before the flags were kept
+            prior = self.evidence_prior(evidence)
+            return extend_tails(Baseline.empty(), errors, prior, self.score)[1]
+        return Baseline(errors, kept, tuple(getattr(self, f"{evidence}_opened_age")))
+
+    def keep_baseline(self, evidence: str, baseline: Baseline) -> None:
+        """Keep the last `history_points` of an evidence's extended past."""
+        baseline = baseline.last(self.history_points)
+        setattr(self, evidence, baseline.errors.astype(ARRAYS[evidence]))
+        setattr(self, f"{evidence}_kept", baseline.kept)
+        setattr(self, f"{evidence}_opened_age", list(baseline.opened_age))
+
+    def evidence_prior(self, evidence: str) -> tuple[float, float]:
+        """The learnt (mean, spread) of one evidence's errors."""
+        if evidence == "seasonal":
+            return (self.score.seasonal_prior_mean, self.score.seasonal_prior_std)
+        return (self.score.prior_mean, self.score.prior_std)
 
     def summary(self) -> dict[str, Any]:
         """The public view of GET /v1/streams/{id}."""
