@@ -138,6 +138,40 @@ def test_micro_batcher_hands_errors_to_every_request() -> None:
     assert errors == {i: "upstream broke" for i in range(6)}
 
 
+def test_micro_batcher_under_gevent_takes_in_the_requests_ready_to_run() -> None:
+    """Requests of a gevent worker that became ready together (bytes that arrived while the last batch ran) share
+    the leader's Predict: the leader lets them run up to `submit` before it gathers, instead of leaving alone."""
+    script = textwrap.dedent("""
+        from gevent import monkey
+        monkey.patch_all()
+        import json, time
+        import gevent, numpy as np
+        from serving.gateway.microbatch import MicroBatcher
+        from serving.gateway.upstream import Prediction
+
+        calls = []
+
+        def run_batch(items, deadline):
+            calls.append(len(items))
+            gevent.sleep(0.01)
+            return Prediction(outputs={"same": items}, version=1)
+
+        batcher = MicroBatcher(run_batch, window_seconds=0.002, max_items=64)
+
+        def request(index):
+            sum(range(20_000))  # reading and decoding: CPU work, no switch to another greenlet
+            answer = batcher.submit(np.full((1, 2), index), time.monotonic() + 5).outputs["same"]
+            assert (answer == index).all()
+
+        gevent.joinall([gevent.spawn(request, index) for index in range(8)], raise_error=True)
+        print(json.dumps(calls))
+    """)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, check=True, timeout=60
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [8]  # without the leader's yield: [1, 7]
+
+
 def test_app_import_never_loads_tensorflow() -> None:
     """Import the app and serve requests in a fresh interpreter: `tensorflow` must stay unloaded."""
     script = textwrap.dedent(f"""
