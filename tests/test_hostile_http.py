@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -22,6 +23,8 @@ import pytest
 import requests
 from PIL import Image
 
+from serving.gateway.app import create_app
+from serving.gateway.config import GatewayConfig
 from serving.proxy.local import nginx_binary
 from tests.fixtures_gateway import GatewayHandle, start_gateway
 from tests.fixtures_proxy import ProxyHandle, start_proxy
@@ -167,6 +170,29 @@ def assert_json_client_error(response: RawResponse, case: str) -> None:
 @pytest.mark.parametrize("case", HOSTILE_REQUESTS)
 def test_hostile_request_gets_a_json_client_error(front: Front, case: str) -> None:
     assert_json_client_error(exchange(front.port, HOSTILE_REQUESTS[case], timeout=20), case)
+
+
+def _allowed(response: RawResponse) -> set[str]:
+    return {method.strip() for method in response.headers.get("allow", "").split(",") if method.strip()}
+
+
+def test_a_trace_the_proxy_refuses_names_what_the_gateway_allows(
+    proxies: dict[str, ProxyHandle], threaded_gateway: GatewayHandle
+) -> None:
+    """nginx refuses TRACE itself, before the gateway sees it: its 405 must carry the `Allow` the gateway gives
+    for that path (RFC 9110), and a path the gateway lacks must be a 404 as from the gateway. Every route of the
+    app is tried, so a new route the proxy's map does not know fails here."""
+    rules = create_app(GatewayConfig()).url_map.iter_rules()
+    paths = {re.sub(r"<path:[^>]+>", "a1/b2", re.sub(r"<[^:>]+>", "a1", rule.rule)) for rule in rules}
+    paths |= {"/nope", "/v1/models/mnist", "/v1/streams/a1/b2", "/v1/digits:predict/x"}
+    gateway_port = int(threaded_gateway.url.rsplit(":", 1)[1])
+    for path in sorted(paths):
+        for query in ("", "?a=1"):
+            direct = exchange(gateway_port, _request(f"PATCH {path}{query} HTTP/1.1\nHost: t\n"))
+            refused = exchange(proxies["gthread"].port, _request(f"TRACE {path}{query} HTTP/1.1\nHost: t\n"))
+            assert direct.status in (404, 405), (path, direct.status)
+            assert (refused.status, _allowed(refused)) == (direct.status, _allowed(direct)), path + query
+            assert_json_client_error(refused, f"TRACE {path}{query}")
 
 
 def test_healthz_answers_within_a_second_while_200_connections_stall(slow_client_front: Front) -> None:
