@@ -12,7 +12,14 @@ from serving.anomaly_scoring import DEFAULT_SENSITIVITY
 from serving.contract import MNIST_SIDE
 from serving.gateway.config import GatewayConfig
 from serving.gateway.curl_examples import code_samples
-from serving.gateway.streams.openapi import stream_paths, stream_schemas
+from serving.gateway.streams.openapi import (
+    MODEL_NAME,
+    ONE_LIMIT,
+    ONE_SERIES_SHAPE,
+    OPTIONAL_UNIT,
+    stream_paths,
+    stream_schemas,
+)
 
 JSON = "application/json"
 REF = "#/components/schemas/"
@@ -136,16 +143,18 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
             "type": "object",
             "required": ["timestamps"],
             "description": "`timestamps` and exactly one of `values` (one sensor) or `series` (named).",
+            **ONE_SERIES_SHAPE,
+            **ONE_LIMIT,
             "properties": {
                 "timestamps": {"type": "array", "maxItems": config.max_series_points, "items": timestamp},
                 "values": sensor_values,
-                "series": {"type": "object", "additionalProperties": sensor_values},
-                "threshold": {**probability, "description": "flag points with score > threshold"},
+                "series": {"type": "object", "minProperties": 1, "additionalProperties": sensor_values},
+                "threshold": {**OPTIONAL_UNIT, "description": "flag points with score > threshold"},
                 "sensitivity": {
-                    **probability,
+                    **OPTIONAL_UNIT,
                     "description": f"expected false alarms, {DEFAULT_SENSITIVITY} by default; see /docs",
                 },
-                "model": {"type": "string", "description": "the asset's anomaly model (default: anomaly)"},
+                "model": {**MODEL_NAME, "description": "the asset's anomaly model (default: anomaly)"},
             },
         },
         "AnomalyPoint": {
@@ -372,7 +381,7 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
                 "name": "model",
                 "in": "query",
                 "required": False,
-                "schema": {"type": "string"},
+                "schema": MODEL_NAME,
                 "description": "the asset's anomaly model (default: anomaly); unknown names are 404",
             },
         ],
@@ -395,7 +404,7 @@ def _anomaly_operation(config: GatewayConfig) -> dict[str, Any]:
                             "file": {"type": "string", "format": "binary"},
                             "threshold": unit_param,
                             "sensitivity": unit_param,
-                            "model": {"type": "string"},
+                            "model": MODEL_NAME,
                         },
                     }
                 },

@@ -53,7 +53,8 @@ function describe(schema, indent) {
   if (schema.$ref) {
     return refName(schema.$ref);
   }
-  if (schema.oneOf || schema.anyOf) {
+  // A oneOf beside properties only constrains which of them are required (its description says so).
+  if ((schema.oneOf || schema.anyOf) && !schema.properties) {
     return (schema.oneOf || schema.anyOf).map((option) => describe(option, indent)).join(" | ");
   }
   if (schema.enum) {
@@ -64,7 +65,7 @@ function describe(schema, indent) {
   }
   const types = [].concat(schema.type || (schema.properties ? "object" : "any"));
   const limits = [];
-  for (const key of ["minimum", "maximum", "minItems", "maxItems", "format"]) {
+  for (const key of ["minimum", "exclusiveMinimum", "maximum", "minLength", "minItems", "maxItems", "minProperties", "format"]) {
     if (schema[key] !== undefined) {
       limits.push(`${key} ${schema[key]}`);
     }

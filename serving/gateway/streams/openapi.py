@@ -8,6 +8,17 @@ from serving.gateway.config import GatewayConfig
 
 JSON = "application/json"
 REF = "#/components/schemas/"
+# Shared with the batch API's schemas (serving/gateway/openapi.py).
+MODEL_NAME = {"type": "string", "minLength": 1}
+ONE_SERIES_SHAPE = {"oneOf": [{"required": ["values"]}, {"required": ["series"]}]}
+# `threshold` and `sensitivity`: null is the same as absent, and at most one of them is a number.
+OPTIONAL_UNIT = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+ONE_LIMIT = {
+    "not": {
+        "required": ["threshold", "sensitivity"],
+        "properties": {"threshold": {"type": "number"}, "sensitivity": {"type": "number"}},
+    }
+}
 STREAM_ID = {
     "name": "stream_id",
     "in": "path",
@@ -139,12 +150,13 @@ def stream_schemas(config: GatewayConfig) -> dict[str, Any]:
     return {
         "StreamRequest": {
             "type": "object",
+            **ONE_LIMIT,
             "properties": {
-                "model": {"type": "string"},
-                "sensors": {"type": "array", "items": {"type": "string"}},
-                "interval_seconds": {"type": "number"},
-                "sensitivity": unit,
-                "threshold": unit,
+                "model": MODEL_NAME,
+                "sensors": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                "interval_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "sensitivity": OPTIONAL_UNIT,
+                "threshold": OPTIONAL_UNIT,
             },
         },
         "StreamEvent": event,
@@ -170,6 +182,7 @@ def stream_schemas(config: GatewayConfig) -> dict[str, Any]:
             "type": "object",
             "required": ["after", "timestamps"],
             "description": "`timestamps` and exactly one of `values` (one sensor) or `series` (named).",
+            **ONE_SERIES_SHAPE,
             "properties": {
                 "after": {"type": ["string", "number", "null"], "description": "the stream's end; null at first"},
                 "timestamps": {
@@ -178,7 +191,7 @@ def stream_schemas(config: GatewayConfig) -> dict[str, Any]:
                     "items": {"type": ["string", "number"]},
                 },
                 "values": values,
-                "series": {"type": "object", "additionalProperties": values},
+                "series": {"type": "object", "minProperties": 1, "additionalProperties": values},
             },
         },
         "StreamPoint": {
