@@ -7,6 +7,7 @@ the limits. Every answer must be JSON, none a 5xx, none without a reply (a hang 
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import re
@@ -309,6 +310,20 @@ def test_non_finite_numbers_get_a_json_client_error(front: Front, case: str) -> 
     path, body = NON_FINITE_JSON[case]
     head = f"POST {path} HTTP/1.1\nHost: t\nContent-Type: application/json\nContent-Length: {len(body)}\n"
     assert_json_client_error(exchange(front.port, _request(head, body), timeout=30), case)
+
+
+@pytest.mark.parametrize("path", [DIGITS, SERIES, "/v1/streams/s1:append"])
+def test_a_compressed_body_is_refused_with_415_not_misread(front: Front, path: str) -> None:
+    """A gzip body read as it is would be "not JSON"; it is refused as compressed, saying what is accepted."""
+    body = gzip.compress(b'{"timestamps": [0, 60, 120], "values": [1, 2, 3], "after": null}')
+    head = (
+        f"POST {path} HTTP/1.1\nHost: t\nContent-Type: application/json\nContent-Encoding: gzip\n"
+        f"Content-Length: {len(body)}\n"
+    )
+    response = exchange(front.port, _request(head, body), timeout=30)
+    assert_json_client_error(response, path)
+    assert (response.status, response.json()["error"]["code"]) == (415, "unsupported_content_encoding")
+    assert response.headers["accept-encoding"] == "identity"
 
 
 def test_public_answers_name_no_internal_address(tmp_path) -> None:

@@ -121,6 +121,13 @@ def install(app: Flask, default: BodyRule, per_route: Mapping[str, BodyRule], bu
             return
         rule = per_route.get(request.url_rule.rule if request.url_rule else "", default)
         environ = request.environ
+        coding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+        if coding not in ("", "identity"):  # read as it is, a compressed body would be "not JSON" or "not an image"
+            raise ApiError(
+                "unsupported_content_encoding",
+                f"the body is sent with Content-Encoding {coding!r}; send it uncompressed",
+                {**CLOSE, "Accept-Encoding": "identity"},
+            )
         declared = environ.get("CONTENT_LENGTH") or ""
         if declared and int(declared) > rule.max_bytes:
             raise _too_large(rule.max_bytes)  # before waiting for room in the budget

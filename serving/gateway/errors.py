@@ -46,6 +46,7 @@ ERROR_STATUS: dict[str, int] = {
     "series_too_long": 413,
     "too_many_images": 413,
     # 415: a format the route does not take
+    "unsupported_content_encoding": 415,
     "unsupported_image_format": 415,
     "unsupported_media_type": 415,
     # 422: well-formed, but the content cannot be used

@@ -46,7 +46,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         400: "Malformed request (not JSON, wrong types, bad base64, missing fields).",
         404: "Unknown anomaly model (the message lists the known ones).",
         413: "Body, image or series larger than the configured limits.",
-        415: "Unsupported Content-Type or image format.",
+        415: "Unsupported Content-Type, image format or Content-Encoding (bodies are sent uncompressed).",
         422: "Well-formed but unusable input (blank image, no gap-free part long enough...).",
         503: "Model server unreachable or model not loaded; see Retry-After.",
         504: "Model server did not answer within the deadline.",

@@ -62,7 +62,7 @@ def stream_paths(config: GatewayConfig) -> dict[str, Any]:
                         {
                             400: "Malformed body or stream id.",
                             404: "Unknown anomaly model.",
-                            415: "Not JSON.",
+                            415: "Not JSON, or sent with a Content-Encoding.",
                             422: "Sensors or interval do not match the model.",
                             429: "Too many streams for this API key.",
                             **STORE_DOWN,
@@ -116,7 +116,7 @@ def stream_paths(config: GatewayConfig) -> dict[str, Any]:
                             409: "`after` is not the stream's end, or the model version it started with is "
                             "gone (PUT it again).",
                             413: "Too many readings.",
-                            415: "Not JSON.",
+                            415: "Not JSON, or sent with a Content-Encoding.",
                             422: "Unusable readings (missing values, too close, bad timestamps).",
                             **STORE_DOWN,
                             504: "The model server did not answer in time.",
