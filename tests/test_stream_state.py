@@ -8,6 +8,7 @@ from dataclasses import asdict, fields
 
 import numpy as np
 import orjson
+import pytest
 
 from serving.anomaly_scoring import SUSTAINED_POINTS, ScoreParams, evidence_tails, extend_tails
 from serving.gateway.config import GatewayConfig
@@ -39,7 +40,7 @@ def assert_same_state(one: StreamState, other: StreamState) -> None:
             assert mine == theirs, field.name
 
 
-def full_state() -> StreamState:
+def full_state(errors: int = 500) -> StreamState:
     rng = np.random.default_rng(0)
     return StreamState(
         model="pump-7",
@@ -59,11 +60,11 @@ def full_state() -> StreamState:
         end=540.0,
         last_values=np.array([1.0, 2.0]),
         context=np.ones((10, 2), np.float32),
-        errors=rng.random(500).astype(np.float32),
-        errors_kept=rng.random((3, 500)) < 0.9,  # 500 flags per row: not a whole number of bytes
+        errors=rng.random(errors).astype(np.float32),
+        errors_kept=rng.random((3, errors)) < 0.9,  # 1,500 or 24,180 flags: not a whole number of bytes
         errors_opened_age=[None, 4, 17],
-        seasonal=rng.random(499),
-        seasonal_kept=rng.random((3, 499)) < 0.5,
+        seasonal=rng.random(errors - 1),
+        seasonal_kept=rng.random((3, errors - 1)) < 0.5,
         seasonal_opened_age=[None, None, 2],
         seasonal_spread=np.array([0.5, 2.0]),
         day_times=60.0 * np.arange(7.0),
@@ -76,11 +77,12 @@ def full_state() -> StreamState:
     )
 
 
-def test_state_round_trips_through_its_blob() -> None:
-    state = full_state()
+@pytest.mark.parametrize("errors", [500, 8060])  # arrays compressed (a young stream's), and stored as they are
+def test_state_round_trips_through_its_blob(errors: int) -> None:
+    state = full_state(errors)
     assert_same_state(StreamState.from_blob(state.to_blob()), state)
-    # floats as they are, 8 flags to a byte, the rest compressed: 2,000 + 3,992 bytes of evidence, 376 of flags
-    assert len(state.to_blob()) < 4 * 500 + 8 * 499 + 376 + 1000
+    # floats at most as they are, 8 flags to a byte, the rest compressed
+    assert len(state.to_blob()) < 4 * errors + 8 * (errors - 1) + 6 * errors // 8 + 1000
 
 
 def test_a_state_stored_in_the_earlier_encoding_loads_the_same() -> None:
