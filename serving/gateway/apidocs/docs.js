@@ -65,7 +65,10 @@ function describe(schema, indent) {
   }
   const types = [].concat(schema.type || (schema.properties ? "object" : "any"));
   const limits = [];
-  for (const key of ["minimum", "exclusiveMinimum", "maximum", "minLength", "minItems", "maxItems", "minProperties", "format"]) {
+  const limitKeys = [
+    "minimum", "exclusiveMinimum", "maximum", "minLength", "minItems", "maxItems", "minProperties", "format",
+  ];
+  for (const key of limitKeys) {
     if (schema[key] !== undefined) {
       limits.push(`${key} ${schema[key]}`);
     }

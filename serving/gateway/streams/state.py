@@ -26,12 +26,12 @@ RECENT_EVENTS = 10
 PUBLIC_EVENT_FIELDS = ("start", "end", "peak_score", "peak_at", "points", "status")  # the rest are grid indices
 COMPRESSION_LEVEL = 1  # the fastest: the stored answer to the last append (JSON) shrinks several times
 # Blobs start with this; one without it is the earlier encoding (all of it zlib-compressed JSON, the arrays in
-# base64), which a stream stored before an upgrade still has until its next append. A full state's floats gained
-# little from zlib (170 KB raw, 128 KB compressed) for 3 ms per append; raw with packed flags they take 122 KB.
+# base64), which a stream stored before an upgrade still has until its next append. Compressing a full state
+# (10,200 readings) made it 106.5 KB instead of 112.3 KB for ~3 ms of every append (bench/RESULTS.md, streams).
 MAGIC = b"SST2"
 HEADER = struct.Struct("<4sI")  # MAGIC, then the length of the compressed JSON
-# Small arrays are compressed too: a young stream's (regular grid times, few errors) shrink by about a third for
-# ~0.1 ms, while a full state's floats gain 7% for ~2 ms.
+# Small arrays are compressed too: a young stream's (regular grid times, few errors) shrink by a third, and the
+# whole encoding still takes under 0.1 ms.
 COMPRESS_ARRAYS_UP_TO = 32 * 1024
 ARRAYS = {
     "context": np.float32,
