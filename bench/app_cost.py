@@ -7,7 +7,7 @@ this process (`time.process_time`: grpcio's own threads included), as a median o
 
 - `whole request`: `POST /v1/digits:predict` through the app, as gunicorn would call it;
 - `flask and hooks`: `GET /healthz`, the app's per-request machinery around a route that does nothing;
-- `image to digit`: `decode_image` + `image_to_mnist`;
+- `image to digit`: `decode_image` + `image_to_views` (one row for an MNIST-style PNG);
 - `predict`: `UpstreamClient.predict` of one prepared digit (the gRPC call and both tensor conversions);
 - `metric write`: one counter increment in prometheus-client's multiprocess mode.
 
@@ -86,7 +86,7 @@ def measure(grpc_target: str, digit_png: bytes, calls: int, rounds: int) -> dict
     from serving.gateway.app import create_app
     from serving.gateway.config import GatewayConfig
     from serving.gateway.digits import DIGITS_ROUTE
-    from serving.gateway.images import decode_image, image_to_mnist
+    from serving.gateway.images import decode_image, image_to_views
     from serving.gateway.upstream import UpstreamClient, model_spec
 
     config = GatewayConfig.from_env({}, upstream=grpc_target, models_config="", microbatch_ms=0.0)
@@ -98,12 +98,12 @@ def measure(grpc_target: str, digit_png: bytes, calls: int, rounds: int) -> dict
             raise SystemExit(f"{name} answered {status}")
     upstream = UpstreamClient(grpc_target, retries=0)
     spec = model_spec(config.mnist_model)
-    digit = image_to_mnist(decode_image(digit_png))[None, :, :, None]
+    digit = image_to_views(decode_image(digit_png))[..., None]
     counter = metrics.labelled(metrics.REQUESTS, DIGITS_ROUTE, "POST", "200")
     parts: dict[str, Callable[[], object]] = {
         "whole request": predict_request,
         "flask and hooks": health,
-        "image to digit": lambda: image_to_mnist(decode_image(digit_png)),
+        "image to digit": lambda: image_to_views(decode_image(digit_png)),
         "predict": lambda: upstream.predict(spec, {IMAGE_INPUT: digit}, time.monotonic() + 10),
         "metric write": counter.inc,
     }

@@ -1,7 +1,8 @@
 """`python -m bench.photo_accuracy`: the digit classifier on photo-like pictures against the same digits as clean PNGs.
 
 Renders `--count` MNIST test digits as photo-like pictures (bench/photos.py), runs them through the gateway's own
-decoding and preprocessing (serving/gateway/images.py) and classifies them, next to the same digits as plain
+decoding and preprocessing (serving/gateway/images.py, a photo read as its test-time views as the gateway reads it:
+serving/gateway/photo_views.py) and classifies them, next to the same digits as plain
 28x28 PNGs. Two generators: `standard` (seed `--seed`), the set the work was tuned on, and `broad` (other digits,
 seed `--seed` + 1), wider ranges and effects the tuning never saw: the check that a gain holds beyond it. Each
 lever is measured on its own: models trained with and without the ink augmentation (or the SavedModels given
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,8 @@ from bench.machine import save_json
 from bench.photo_failures import error_buckets, failure_grid
 from bench.photos import BROAD, FORMATS, STANDARD, clean_png, render_photo
 from serving.gateway.errors import ApiError
-from serving.gateway.images import ALL_STEPS, PhotoSteps, decode_image, image_to_mnist
+from serving.gateway.images import ALL_STEPS, PhotoSteps, decode_image, image_to_views
+from serving.gateway.photo_views import average_views
 
 PREPROCESSING = {
     "all steps": ALL_STEPS,
@@ -33,8 +35,13 @@ PREPROCESSING = {
     "without connected ink": replace(ALL_STEPS, connected_ink=False),
     "without stroke normalisation": replace(ALL_STEPS, stroke_normalisation=False),
     "without even ink strength": replace(ALL_STEPS, even_strength=False),
+    "without test-time views": replace(ALL_STEPS, test_time_views=False),
     "MNIST procedure only": PhotoSteps(
-        adaptive_background=False, connected_ink=False, stroke_normalisation=False, even_strength=False
+        adaptive_background=False,
+        connected_ink=False,
+        stroke_normalisation=False,
+        even_strength=False,
+        test_time_views=False,
     ),
 }
 TRAINED = ("quick", "quick without ink augmentation")
@@ -71,28 +78,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def preprocess_all(blobs: list[bytes], steps: PhotoSteps) -> tuple[np.ndarray, int, float]:
-    """uint8 [n, 28, 28] as the gateway makes them; a refused picture (422) becomes a blank digit.
+@dataclass(frozen=True)
+class Prepared:
+    """The model's rows for `n` pictures as the gateway makes them (a photo's views in turn), how many rows
+    each picture has, how many were refused (422: a blank digit instead) and the mean milliseconds per picture."""
 
-    Returns the digits, how many were refused and the mean milliseconds per picture.
-    """
-    digits = np.zeros((len(blobs), 28, 28), dtype=np.uint8)
+    rows: np.ndarray
+    views: np.ndarray
+    refused: int
+    ms: float
+
+    def first_views(self) -> np.ndarray:
+        """uint8 [n, 28, 28]: each picture as prepared, without its other views."""
+        return self.rows[np.concatenate(([0], np.cumsum(self.views)[:-1]))]
+
+
+def preprocess_all(blobs: list[bytes], steps: PhotoSteps) -> Prepared:
+    blank = np.zeros((1, 28, 28), dtype=np.uint8)
+    per_picture = []
     refused = 0
     started = time.perf_counter()
-    for i, blob in enumerate(blobs):
+    for blob in blobs:
         try:
-            digits[i] = image_to_mnist(decode_image(blob), steps)
+            per_picture.append(image_to_views(decode_image(blob), steps))
         except ApiError:
+            per_picture.append(blank)
             refused += 1
-    return digits, refused, 1000 * (time.perf_counter() - started) / len(blobs)
+    ms = 1000 * (time.perf_counter() - started) / len(blobs)
+    return Prepared(np.concatenate(per_picture), np.array([len(rows) for rows in per_picture]), refused, ms)
 
 
 def saved_model_classifier(path: str):
-    """uint8 [n, 28, 28] -> predicted digits, through the SavedModel's serving signature (as TF Serving runs it)."""
+    """uint8 [n, 28, 28] -> probabilities [n, 10] through the SavedModel's serving signature, as TF Serving runs it."""
     import tensorflow as tf
 
     serve = tf.saved_model.load(path).signatures["serving_default"]
-    return lambda digits: serve(image=tf.constant(digits[..., np.newaxis]))["digit"].numpy()
+    return lambda digits: serve(image=tf.constant(digits[..., np.newaxis]))["probabilities"].numpy()
+
+
+def read_digits(probabilities_of, prepared: Prepared) -> np.ndarray:
+    """The digit read for each picture, as the gateway answers it: the mean probabilities over its views."""
+    return np.argmax(average_views(probabilities_of(prepared.rows), prepared.views), axis=1)
 
 
 def train_quick_classifiers(data, seed: int) -> dict:
@@ -108,8 +134,8 @@ def train_quick_classifiers(data, seed: int) -> dict:
         if name != "quick":
             params = replace(params, augmentation=replace(params.augmentation, ink=False))
         model, _ = mnist_model.train(data, params, devices.strategy)
-        classifiers[name] = lambda digits, model=model: np.argmax(
-            model.predict(digits[..., np.newaxis].astype(np.float32), batch_size=500, verbose=0), axis=-1
+        classifiers[name] = lambda digits, model=model: model.predict(
+            digits[..., np.newaxis].astype(np.float32), batch_size=500, verbose=0
         )
     return classifiers
 
@@ -120,7 +146,7 @@ def render_set(data, count: int, seed: int, generator: str) -> dict:
     chosen = rng.choice(len(data.x_test), size=count, replace=False)
     digits = data.x_test[chosen]
     rendered = [render_photo(digit, rng, GENERATORS[generator]) for digit in digits]
-    clean, _, _ = preprocess_all([clean_png(digit) for digit in digits], ALL_STEPS)
+    clean = preprocess_all([clean_png(digit) for digit in digits], ALL_STEPS)
     photos = [blob for blob, _ in rendered]
     print(f"[photos] {generator}: {count} pictures rendered, preprocessing them {len(PREPROCESSING)} ways", flush=True)
     return {
@@ -149,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     for model_name, classify in classifiers.items():
         for generator, photo_set in sets.items():
             labels, formats = photo_set["labels"], photo_set["formats"]
-            clean_correct = classify(photo_set["clean"]) == labels
+            clean_correct = read_digits(classify, photo_set["clean"]) == labels
             clean_accuracy = float(np.mean(clean_correct))
-            for steps_name, (pictures, refused, ms) in photo_set["prepared"].items():
-                correct = classify(pictures) == labels
+            for steps_name, prepared in photo_set["prepared"].items():
+                correct = read_digits(classify, prepared) == labels
                 accuracy = float(np.mean(correct))
                 failures = {}
                 if steps_name == "all steps":
@@ -160,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                     failures = {"error_by_factor": error_buckets(photo_set["styles"], correct, clean_correct)}
                     grid = args.out.parent / f"photo-failures-{model_name.replace(' ', '-')}-{generator}.png"
                     args.out.parent.mkdir(parents=True, exist_ok=True)
-                    failure_grid(pictures, photo_set["clean"], np.flatnonzero(clean_correct & ~correct), grid)
+                    failing = np.flatnonzero(clean_correct & ~correct)
+                    failure_grid(prepared.first_views(), photo_set["clean"].first_views(), failing, grid)
                 rows.append(
                     {
                         "model": model_name,
@@ -171,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                         "photo_accuracy": round(accuracy, 4),
                         "clean_accuracy": round(clean_accuracy, 4),
                         "ratio": round(accuracy / clean_accuracy, 4),
-                        "refused": refused,
-                        "preprocess_ms": round(ms, 2),
+                        "refused": prepared.refused,
+                        "preprocess_ms": round(prepared.ms, 2),
                         "by_format": {
                             fmt: round(float(np.mean(correct[formats == fmt])), 4)
                             for fmt in FORMATS

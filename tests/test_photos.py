@@ -14,6 +14,8 @@ import requests
 from PIL import Image
 
 from bench.photos import BROAD, FORMATS, clean_png, render_photo
+from serving.gateway.images import decode_image, image_to_views
+from serving.gateway.photo_views import VIEWS
 from tests.processes import REPO_ROOT, python_module
 
 PHOTO_SEED = 5  # not the benchmark's seed: the test set of pictures is not the one the work was measured on
@@ -80,6 +82,32 @@ def test_gateway_reads_photo_like_digits_nearly_as_well_as_clean_ones(gateway, t
 
 
 @pytest.mark.slow
+def test_gateway_answers_a_photo_with_the_mean_over_its_views_and_a_clean_digit_with_one_reading(
+    gateway, model_server, test_digits
+) -> None:
+    """A photo's probabilities are the mean of the model's over its seven views; an MNIST PNG is read once."""
+    digits, _ = test_digits
+    photo, clean = render_photo(digits[2], np.random.default_rng(PHOTO_SEED))[0], clean_png(digits[3])
+    files = [("image", ("photo.img", photo)), ("image", ("clean.png", clean))]
+    answer = requests.post(f"{gateway.url}/v1/digits:predict", files=files, timeout=60)
+    assert answer.status_code == 200, answer.text
+    rows = [image_to_views(decode_image(blob)) for blob in (photo, clean)]
+    assert [len(views) for views in rows] == [VIEWS, 1]
+    direct = requests.post(
+        f"{model_server.rest_url}/v1/models/mnist:predict",
+        json={"instances": np.concatenate(rows)[..., np.newaxis].tolist()},
+        timeout=60,
+    )
+    model = np.array([row["probabilities"] for row in direct.json()["predictions"]])
+    expected = [model[:VIEWS].mean(axis=0), model[VIEWS]]
+    predictions = answer.json()["predictions"]
+    for prediction, probabilities in zip(predictions, expected, strict=True):
+        np.testing.assert_allclose(prediction["probabilities"], probabilities, atol=2e-6)
+        assert prediction["digit"] == int(np.argmax(probabilities))
+    assert not np.allclose(model[0], expected[0], atol=1e-4)  # the views did change the photo's answer
+
+
+@pytest.mark.slow
 def test_gateway_reads_a_faint_digit_as_it_reads_the_dark_one_and_refuses_the_blank_sheet(gateway, test_digits) -> None:
     """Pale ink (24 levels on paper of tone 200 with noise of 1.5 levels) is a digit, not a blank image."""
     digit = test_digits[0][0]
@@ -115,6 +143,7 @@ def test_photo_benchmark_measures_every_lever(trained_models: Path, mnist_npz: P
         "without connected ink",
         "without stroke normalisation",
         "without even ink strength",
+        "without test-time views",
         "MNIST procedure only",
     ]
     for generator, seed in (("standard", 0), ("broad", 1)):

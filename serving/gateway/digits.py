@@ -13,14 +13,15 @@ import numpy as np
 from flask import Request
 from PIL import Image
 
-from serving.contract import DIGIT_CLASSES, DIGIT_OUTPUT, IMAGE_INPUT, PROBABILITIES_OUTPUT
+from serving.contract import DIGIT_CLASSES, IMAGE_INPUT, PROBABILITIES_OUTPUT
 from serving.gateway import metrics
 from serving.gateway.config import GatewayConfig
 from serving.gateway.endpoint import Answer, Count, Endpoint
 from serving.gateway.errors import ApiError
-from serving.gateway.images import decode_image, image_to_mnist, pixels_to_mnist
+from serving.gateway.images import decode_image, image_to_views, pixels_to_mnist
 from serving.gateway.jsonio import is_json, read_json
 from serving.gateway.microbatch import MicroBatcher
+from serving.gateway.photo_views import average_views
 from serving.gateway.upstream import Prediction, UpstreamClient, UpstreamError, model_spec
 
 DIGITS_ROUTE = "/v1/digits:predict"
@@ -61,7 +62,15 @@ class Picture:
     pixels: Any = None
 
 
-class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
+@dataclass(frozen=True)
+class PreparedDigits:
+    """The model's rows for a request's pictures (uint8 [sum(views), 28, 28]) and how many belong to each."""
+
+    rows: np.ndarray
+    views: np.ndarray
+
+
+class DigitEndpoint(Endpoint[list[Picture], PreparedDigits]):
     """Images in (multipart `image` files, a raw image body, or JSON instances), one digit per image out.
 
     Optionally micro-batched: concurrent requests of a worker share one Predict (serving/gateway/microbatch.py).
@@ -110,19 +119,21 @@ class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
             f"or application/json with instances; got {mimetype or 'no Content-Type'}",
         )
 
-    def preprocess(self, pictures: list[Picture], deadline: float) -> np.ndarray:
-        """uint8 [n, 28, 28]: each picture as an MNIST digit."""
-        return np.stack([_to_mnist(picture) for picture in pictures])
+    def preprocess(self, pictures: list[Picture], deadline: float) -> PreparedDigits:
+        """Each picture as an MNIST digit; a photo also as its test-time views (serving/gateway/photo_views.py)."""
+        per_picture = [_to_views(picture) for picture in pictures]
+        return PreparedDigits(np.concatenate(per_picture), np.array([len(rows) for rows in per_picture]))
 
-    def predict(self, images: np.ndarray, deadline: float) -> Prediction:
+    def predict(self, prepared: PreparedDigits, deadline: float) -> Prediction:
         if self.batcher is not None:
-            return self.batcher.submit(images, deadline)
-        return self._predict_batch(images, deadline)
+            return self.batcher.submit(prepared.rows, deadline)
+        return self._predict_batch(prepared.rows, deadline)
 
-    def postprocess(self, pictures: list[Picture], images: np.ndarray, prediction: Prediction) -> Answer:
-        """A digit, its confidence and the ten probabilities per image, in request order."""
-        probabilities, digits = self._outputs(prediction, len(images))
-        confidence = probabilities[np.arange(len(images)), digits]
+    def postprocess(self, pictures: list[Picture], prepared: PreparedDigits, prediction: Prediction) -> Answer:
+        """A digit, its confidence and the ten probabilities per image (a photo's: the mean over its views)."""
+        probabilities = average_views(self._probabilities(prediction, len(prepared.rows)), prepared.views)
+        digits = np.argmax(probabilities, axis=1)
+        confidence = probabilities[np.arange(len(pictures)), digits]
         rounded = np.round(probabilities.astype(np.float64), 6).tolist()
         body = {
             "predictions": [
@@ -139,23 +150,16 @@ class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
         counts.append(Count(metrics.DIGIT_CONFIDENCE, confidence))
         return Answer(body, self.model, prediction.version, counts)
 
-    def _outputs(self, prediction: Prediction, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """probabilities [n, 10] and digit [n] (as int64), or a 503 `model_contract` when the model broke it."""
+    def _probabilities(self, prediction: Prediction, rows: int) -> np.ndarray:
+        """probabilities [rows, 10], or a 503 `model_contract` when the model broke it."""
         probabilities = prediction.outputs.get(PROBABILITIES_OUTPUT)
-        digits = prediction.outputs.get(DIGIT_OUTPUT)
-        if (
-            probabilities is None
-            or digits is None
-            or probabilities.shape != (count, DIGIT_CLASSES)
-            or digits.shape != (count,)
-        ):
+        if probabilities is None or probabilities.shape != (rows, DIGIT_CLASSES):
             raise UpstreamError(
                 "model_contract",
-                f"model {self.model!r} did not return "
-                f"{PROBABILITIES_OUTPUT} [n, {DIGIT_CLASSES}] and {DIGIT_OUTPUT} [n]",
+                f"model {self.model!r} did not return {PROBABILITIES_OUTPUT} [n, {DIGIT_CLASSES}]",
                 grpc.StatusCode.INTERNAL,
             )
-        return probabilities, digits.astype(np.int64)
+        return probabilities
 
     def _predict_batch(self, images: np.ndarray, deadline: float) -> Prediction:
         metrics.labelled(metrics.BATCH_SIZE, self.model).observe(len(images))
@@ -182,9 +186,11 @@ class DigitEndpoint(Endpoint[list[Picture], np.ndarray]):
         return self._decoded(_base64(item["b64"], where), where, budget)
 
 
-def _to_mnist(picture: Picture) -> np.ndarray:
+def _to_views(picture: Picture) -> np.ndarray:
     try:
-        return image_to_mnist(picture.image) if picture.image is not None else pixels_to_mnist(picture.pixels)
+        if picture.image is not None:
+            return image_to_views(picture.image)
+        return pixels_to_mnist(picture.pixels)[np.newaxis]
     except ApiError as exc:
         raise _located(exc, picture.where) from None
 

@@ -19,6 +19,7 @@ from serving.contract import MNIST_SIDE
 from serving.gateway.errors import ApiError
 from serving.gateway.ink import normalise_stroke, paper_surface
 from serving.gateway.ink_strength import even_ink_strength, keep_connected_ink
+from serving.gateway.photo_views import photo_views
 
 DIGIT_BOX = 20
 MNIST_CENTRE = 14
@@ -97,6 +98,7 @@ class PhotoSteps:
     connected_ink: bool = True
     stroke_normalisation: bool = True
     even_strength: bool = True
+    test_time_views: bool = True  # for image_to_views only
 
 
 ALL_STEPS = PhotoSteps()
@@ -109,10 +111,27 @@ def image_to_mnist(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> np.ndar
     Raises ApiError 422 `blank_image` when the picture holds no ink.
     """
     digit = _mnist_style_pixels(image)
+    return _inked(digit) if digit is not None else _photo_to_mnist(image, steps)
+
+
+def image_to_views(image: Image.Image, steps: PhotoSteps = ALL_STEPS) -> np.ndarray:
+    """uint8 [k, 28, 28], what the model reads for one picture: an MNIST digit once (k = 1), a photo as
+    image_to_mnist prepares it and, with `steps.test_time_views`, its test-time views (serving/gateway/photo_views.py).
+    """
+    digit = _mnist_style_pixels(image)
     if digit is not None:
-        if digit.max() < MIN_INK_CONTRAST:
-            raise ApiError("blank_image", "the image holds no ink (it is blank)")
-        return digit
+        return _inked(digit)[np.newaxis]
+    digit = _photo_to_mnist(image, steps)
+    return photo_views(digit) if steps.test_time_views else digit[np.newaxis]
+
+
+def _inked(digit: np.ndarray) -> np.ndarray:
+    if digit.max() < MIN_INK_CONTRAST:
+        raise ApiError("blank_image", "the image holds no ink (it is blank)")
+    return digit
+
+
+def _photo_to_mnist(image: Image.Image, steps: PhotoSteps) -> np.ndarray:
     ink, paper_noise = _ink_strength(_flatten(image), steps.adaptive_background)
     ink = _remove_background(ink, paper_noise)
     if steps.connected_ink:

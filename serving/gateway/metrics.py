@@ -56,7 +56,7 @@ UPSTREAM_ERRORS = Counter(
 )
 BATCH_SIZE = Histogram(
     "gateway_batch_size",
-    "Items (images or series chunks) per Predict call.",
+    "Model rows (digits, a photo's views, or series chunks) per Predict call.",
     ["model"],
     buckets=BATCH_BUCKETS,
 )

@@ -124,7 +124,13 @@ def _schemas(config: GatewayConfig) -> dict[str, Any]:
             "properties": {
                 "digit": {"type": "integer", "minimum": 0, "maximum": 9},
                 "confidence": {**probability, "description": "probability of `digit`"},
-                "probabilities": {"type": "array", "minItems": 10, "maxItems": 10, "items": probability},
+                "probabilities": {
+                    "type": "array",
+                    "minItems": 10,
+                    "maxItems": 10,
+                    "items": probability,
+                    "description": "per digit 0-9; a photo's: the mean over seven views of it (docs/preprocessing.md)",
+                },
             },
         },
         "DigitsResponse": {
