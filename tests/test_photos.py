@@ -108,6 +108,29 @@ def test_gateway_answers_a_photo_with_the_mean_over_its_views_and_a_clean_digit_
 
 
 @pytest.mark.slow
+def test_gateway_reads_the_most_photos_a_request_may_hold_in_several_predicts(gateway, mnist_npz: Path) -> None:
+    """256 photos are 1,792 model rows: more than one Predict may carry (the model server takes 1,337 MNIST rows
+    per input, TF Serving's batching 1,024), so they go in parts; each answer is the one the photo gets alone."""
+    with np.load(mnist_npz) as data:
+        digits, labels = data["x_test"][:256], data["y_test"][:256]
+    rng = np.random.default_rng(PHOTO_SEED)
+    photos = [render_photo(digit, rng)[0] for digit in digits]
+
+    def post(blobs: list[bytes]) -> list[dict]:
+        files = [("image", (f"{i}.img", blob)) for i, blob in enumerate(blobs)]
+        answer = requests.post(f"{gateway.url}/v1/digits:predict", files=files, timeout=120)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["predictions"]
+
+    together = post(photos)
+    assert len(together) == 256 and np.mean([p["digit"] for p in together] == labels) > 0.9
+    for start in (0, 250):  # in the first part and the last (rows 1,750-1,791)
+        alone = post(photos[start : start + 6])
+        for joint, single in zip(together[start : start + 6], alone, strict=True):
+            np.testing.assert_allclose(joint["probabilities"], single["probabilities"], atol=1e-5)
+
+
+@pytest.mark.slow
 def test_gateway_reads_a_faint_digit_as_it_reads_the_dark_one_and_refuses_the_blank_sheet(gateway, test_digits) -> None:
     """Pale ink (24 levels on paper of tone 200 with noise of 1.5 levels) is a digit, not a blank image."""
     digit = test_digits[0][0]

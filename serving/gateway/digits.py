@@ -1,4 +1,9 @@
-"""`POST /v1/digits:predict`: read the images of a request, classify them in one Predict, answer in order."""
+"""`POST /v1/digits:predict`: read the images of a request, classify them in one Predict, answer in order.
+
+A Predict carries at most `max_images` rows (GATEWAY_MAX_IMAGES, 256), the bound the model servers' batch limits
+were sized for: a request of MNIST-style digits is always one Predict, while one of many photos (seven rows each,
+serving/gateway/photo_views.py) can need several, sent in turn and pinned to the version that answered the first.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +21,14 @@ from PIL import Image
 from serving.contract import DIGIT_CLASSES, IMAGE_INPUT, PROBABILITIES_OUTPUT
 from serving.gateway import metrics
 from serving.gateway.config import GatewayConfig
-from serving.gateway.endpoint import Answer, Count, Endpoint
+from serving.gateway.endpoint import Answer, Count, Endpoint, VersionGone
 from serving.gateway.errors import ApiError
 from serving.gateway.images import decode_image, image_to_views, pixels_to_mnist
 from serving.gateway.jsonio import is_json, read_json
 from serving.gateway.microbatch import MicroBatcher
 from serving.gateway.photo_views import average_views
 from serving.gateway.upstream import Prediction, UpstreamClient, UpstreamError, model_spec
+from serving.protos.tfs_lite_pb2 import ModelSpec
 
 DIGITS_ROUTE = "/v1/digits:predict"
 IMAGE_FIELD = "image"  # the multipart field of the HTTP API
@@ -125,9 +131,26 @@ class DigitEndpoint(Endpoint[list[Picture], PreparedDigits]):
         return PreparedDigits(np.concatenate(per_picture), np.array([len(rows) for rows in per_picture]))
 
     def predict(self, prepared: PreparedDigits, deadline: float) -> Prediction:
+        rows, most = prepared.rows, self.max_images
+        chunks = [rows[start : start + most] for start in range(0, len(rows), most)]
+        first = self._submit(chunks[0], deadline)
+        if len(chunks) == 1:
+            return first
+        pinned = model_spec(self.model, version=first.version)
+        try:
+            rest = [self._predict_batch(chunk, deadline, pinned) for chunk in chunks[1:]]
+        except UpstreamError as exc:
+            if exc.grpc_code != grpc.StatusCode.NOT_FOUND:
+                raise
+            raise VersionGone(exc.code, exc.message, exc.grpc_code, exc.headers) from exc
+        parts = zip([first, *rest], chunks, strict=True)
+        probabilities = np.concatenate([self._probabilities(part, len(chunk)) for part, chunk in parts])
+        return Prediction(outputs={PROBABILITIES_OUTPUT: probabilities}, version=first.version)
+
+    def _submit(self, rows: np.ndarray, deadline: float) -> Prediction:
         if self.batcher is not None:
-            return self.batcher.submit(prepared.rows, deadline)
-        return self._predict_batch(prepared.rows, deadline)
+            return self.batcher.submit(rows, deadline)
+        return self._predict_batch(rows, deadline)
 
     def postprocess(self, pictures: list[Picture], prepared: PreparedDigits, prediction: Prediction) -> Answer:
         """A digit, its confidence and the ten probabilities per image (a photo's: the mean over its views)."""
@@ -161,9 +184,9 @@ class DigitEndpoint(Endpoint[list[Picture], PreparedDigits]):
             )
         return probabilities
 
-    def _predict_batch(self, images: np.ndarray, deadline: float) -> Prediction:
+    def _predict_batch(self, images: np.ndarray, deadline: float, spec: ModelSpec | None = None) -> Prediction:
         metrics.labelled(metrics.BATCH_SIZE, self.model).observe(len(images))
-        return self.upstream.predict(self.spec, {IMAGE_INPUT: images[..., np.newaxis]}, deadline)
+        return self.upstream.predict(spec or self.spec, {IMAGE_INPUT: images[..., np.newaxis]}, deadline)
 
     def _check_image_count(self, count: int, where: str) -> None:
         if count == 0:
