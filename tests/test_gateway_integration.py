@@ -299,7 +299,10 @@ def test_upstream_down_then_back(trained_models: Path, tmp_path: Path, mnist_npz
         while predict()[0] != 200:
             assert time.monotonic() < recovered_by, "gateway did not recover after the server came back"
             time.sleep(0.2)
-        assert requests.get(f"{gateway.url}/readyz", timeout=10).status_code == 200
+        # /readyz needs every model AVAILABLE again (the anomaly model can load after mnist answers)
+        while requests.get(f"{gateway.url}/readyz", timeout=10).status_code != 200:
+            assert time.monotonic() < recovered_by, "gateway not ready after the server came back"
+            time.sleep(0.2)
     finally:
         gateway.stop()
         server.stop()
