@@ -27,7 +27,7 @@ from bench.photo_failures import error_buckets, failure_grid
 from bench.photos import BROAD, FORMATS, STANDARD, clean_png, render_photo
 from serving.gateway.errors import ApiError
 from serving.gateway.images import ALL_STEPS, PhotoSteps, decode_image, image_to_views
-from serving.gateway.photo_views import average_views
+from serving.gateway.photo_views import average_views, first_rows
 
 PREPROCESSING = {
     "all steps": ALL_STEPS,
@@ -90,7 +90,7 @@ class Prepared:
 
     def first_views(self) -> np.ndarray:
         """uint8 [n, 28, 28]: each picture as prepared, without its other views."""
-        return self.rows[np.concatenate(([0], np.cumsum(self.views)[:-1]))]
+        return self.rows[first_rows(self.views)]
 
 
 def preprocess_all(blobs: list[bytes], steps: PhotoSteps) -> Prepared:

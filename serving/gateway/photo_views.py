@@ -26,10 +26,14 @@ def photo_views(digit: np.ndarray) -> np.ndarray:
     return np.stack([digit, *(np.asarray(view) for view in moved + turned)])
 
 
+def first_rows(views: np.ndarray) -> np.ndarray:
+    """Where each picture's rows start, for pictures of `views` rows each, in turn."""
+    return np.concatenate(([0], np.cumsum(views)[:-1]))
+
+
 def average_views(probabilities: np.ndarray, views: np.ndarray) -> np.ndarray:
     """[n, classes]: the mean of `probabilities` ([sum(views), classes], the rows of each picture in turn) over
     each picture's `views` rows."""
     if len(probabilities) == len(views):  # one row per picture: nothing to average
         return probabilities
-    starts = np.concatenate(([0], np.cumsum(views)[:-1]))
-    return np.add.reduceat(probabilities, starts, axis=0) / views[:, np.newaxis]
+    return np.add.reduceat(probabilities, first_rows(views), axis=0) / views[:, np.newaxis]
