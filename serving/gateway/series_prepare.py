@@ -12,7 +12,7 @@ import numpy as np
 from serving.gateway.errors import ApiError
 from serving.gateway.segments import format_timestamp
 from serving.gateway.series_input import RawSeries, check_series_size, usable_series
-from serving.series_grid import Gap, put_on_grid
+from serving.series_grid import Gap, infer_interval, put_on_grid
 
 DUPLICATE_POLICIES = ("mean", "first", "last", "reject")
 
@@ -66,6 +66,19 @@ def _apply_duplicate_policy(sorted_times: np.ndarray, values: np.ndarray, policy
     return values
 
 
+def _coarser_than_the_model(raw: RawSeries, interval_seconds: float, max_gap_steps: int) -> str:
+    """A hint when the readings are further apart than the grid bridges: every step between them is an outage."""
+    if np.unique(raw.timestamps).size < 2:
+        return ""
+    spacing = infer_interval(raw.timestamps)
+    if spacing <= max_gap_steps * interval_seconds:
+        return ""
+    return (
+        f"; the readings are a median {spacing:g} s apart, more than the {max_gap_steps} steps this model bridges: "
+        "score them with a model trained on this asset's own readings (docs/anomaly.md, 'One model per asset')"
+    )
+
+
 def prepare_series(
     raw: RawSeries,
     *,
@@ -110,7 +123,7 @@ def prepare_series(
             "series_too_short",
             f"the longest gap-free run{where} has {longest} points at the model's interval of "
             f"{interval_seconds:g} s; the model needs at least {history_length + 1} "
-            f"(history_length {history_length} + 1)",
+            f"(history_length {history_length} + 1){_coarser_than_the_model(raw, interval_seconds, max_gap_steps)}",
         )
     return PreparedSeries(
         grid_timestamps=grid.timestamps,
