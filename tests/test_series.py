@@ -291,13 +291,16 @@ def test_too_short_states_the_minimum() -> None:
 
 
 def test_readings_coarser_than_the_model_bridges_are_refused_with_the_way_out() -> None:
-    """Hourly readings for a 5-minute model: every hour is a 12-step hole, so the grid is all outages."""
+    """Hourly readings on a 5-minute grid leave 11 missing steps between two readings: bridged when the grid fills
+    holes of up to 12 steps, all outages when it fills up to 10, and then the refusal says why."""
     hourly = series(T0 + 3600 * np.arange(200), np.arange(200.0))
-    assert prepare(hourly, max_gap_steps=12).values.shape == (2389, 1)  # 11 missing steps a hole: bridged
+    assert prepare(hourly, max_gap_steps=12).values.shape == (2389, 1)
+    assert prepare(hourly, max_gap_steps=11).values.shape == (2389, 1)
     error = api_error(prepare, hourly, max_gap_steps=10)
     assert (error.status, error.code) == (422, "series_too_short")
     assert "between 199 gaps" in error.message
-    assert "a median 3600 s apart" in error.message and "One model per asset" in error.message
+    assert "a median 3600 s apart, which leaves 11 steps" in error.message and "the 10 the grid" in error.message
+    assert "One model per asset" in error.message
     # a series that is merely short, at the model's own interval, gets no such hint
     assert "apart" not in api_error(prepare, series(T0 + 300 * np.arange(3), np.ones(3))).message
 

@@ -71,11 +71,13 @@ def _coarser_than_the_model(raw: RawSeries, interval_seconds: float, max_gap_ste
     if np.unique(raw.timestamps).size < 2:
         return ""
     spacing = infer_interval(raw.timestamps)
-    if spacing <= max_gap_steps * interval_seconds:
+    holes = round(spacing / interval_seconds) - 1  # the steps missing between two readings, as the grid counts
+    if holes <= max_gap_steps:
         return ""
     return (
-        f"; the readings are a median {spacing:g} s apart, more than the {max_gap_steps} steps this model bridges: "
-        "score them with a model trained on this asset's own readings (docs/anomaly.md, 'One model per asset')"
+        f"; the readings are a median {spacing:g} s apart, which leaves {holes} steps between two of them, more than "
+        f"the {max_gap_steps} the grid bridges: score them with a model trained on this asset's own readings "
+        "(docs/anomaly.md, 'One model per asset')"
     )
 
 
